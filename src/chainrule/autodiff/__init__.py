@@ -1,0 +1,5 @@
+"""Differentiation: reverse mode (grad, vjp)."""
+
+from .reverse import grad, vjp
+
+__all__ = ["grad", "vjp"]

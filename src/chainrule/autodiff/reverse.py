@@ -1,0 +1,163 @@
+"""Reverse mode: one backward sweep over the topological order that appends
+VJP nodes to the graph (symbol-to-symbol, as in Theano).
+
+Cotangents are summed per node; a missing cotangent is a symbolic zero
+(``None``) and is never materialised inside the sweep. The result is an
+ordinary graph, so it can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
+from ..ir import Var, depends_on, flatten, topo_order
+from ..ir.node import next_id
+from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
+
+
+def _compatible(a, b) -> bool:
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def _total(contribs):
+    total = contribs[0]
+    for c in contribs[1:]:
+        total = total + c
+    return total
+
+
+def backprop(outputs, cotangents, wrt):
+    """The summed cotangent of every node in ``wrt`` (``None`` where no
+    cotangent reaches it), given cotangents for ``outputs``."""
+    order = topo_order(outputs)
+    live = depends_on(order, wrt)
+    wanted = {w.id for w in wrt}
+    pending: dict[int, list] = {}
+    for out, ct in zip(outputs, cotangents):
+        if ct is not None and out.id in live:
+            pending.setdefault(out.id, []).append(ct)
+    final = {}
+    for node in reversed(order):
+        contribs = pending.pop(node.id, None)
+        if not contribs:
+            continue
+        g = _total(contribs)
+        if node.id in wanted:
+            final[node.id] = g
+        if not node.inputs or not is_float(node):
+            continue
+        needs = [i.id in live and is_float(i) for i in node.inputs]
+        if not any(needs):
+            continue
+        if not node.op.differentiable:
+            raise NotDifferentiableError(
+                f"{node.op.name} has no derivative, but a gradient must flow through "
+                f"it to {', '.join(i.label() for i, n in zip(node.inputs, needs) if n)}; "
+                f"wrap the part that should not be differentiated in cr.stop_gradient"
+            )
+        grads = node.op.vjp(node, g, needs)
+        for inp, gi, need in zip(node.inputs, grads, needs):
+            if gi is None or not need:
+                continue
+            if not _compatible(gi.shape, inp.shape):
+                raise AssertionError(
+                    f"internal error: the VJP of {node.op.name} gave a cotangent of "
+                    f"shape {fmt_shape(gi.shape)} for {describe(inp)}")
+            pending.setdefault(inp.id, []).append(gi)
+    return [final.get(w.id) for w in wrt]
+
+
+def _name_grads(results, wrt, first_new_id):
+    """Name each gradient node after its wrt Var (``grad_W``), if the sweep
+    made it (a node shared with the forward graph keeps its own identity)."""
+    for g, w in zip(results, wrt):
+        if g is not None and g.name is None and g.id >= first_new_id and w.name:
+            g.name = f"grad_{w.name}"
+
+
+def _zeros_or_raise(results, wrt, order_ids, disconnected, cost_label):
+    out = []
+    for g, w in zip(results, wrt):
+        if g is None:
+            if disconnected == "raise" and w.id not in order_ids:
+                raise DisconnectedError(
+                    f"grad: {cost_label} does not depend on {w.label()}; pass "
+                    f"disconnected='zero' to get zeros for it")
+            g = zeros_for(w)
+        elif g.dtype != w.dtype and is_float(w):
+            from ..ops import cast
+            g = cast(g, w.dtype)
+        out.append(g)
+    return out
+
+
+def grad(cost, wrt, disconnected="zero"):
+    """Symbolic gradient of a scalar ``cost`` with respect to ``wrt``.
+
+    ``wrt`` is a Var or a list/tuple/dict of Vars; the result has the same
+    structure, each entry a new graph node shaped like its wrt Var (so it can
+    be differentiated again). Inputs the cost does not use get zeros, or
+    raise :class:`DisconnectedError` with ``disconnected="raise"``.
+
+    >>> import chainrule as cr
+    >>> x = cr.placeholder("x")
+    >>> cr.evaluate(cr.grad(x * x, x), {"x": 3.0})
+    array(6.)
+    """
+    if disconnected not in ("zero", "raise"):
+        raise ValueError("grad: disconnected must be 'zero' or 'raise'")
+    if not isinstance(cost, Var):
+        raise TypeError(f"grad: cost must be a chainrule Var, got {type(cost).__name__}")
+    if cost.ndim != 0:
+        raise ShapeError(
+            f"grad: the cost must be a scalar, but {describe(cost)} is not; use "
+            f"cr.vjp(outputs, wrt, cotangents) for a vector-Jacobian product, "
+            f"cr.jacobian(y, x) for the whole Jacobian, or reduce it with .sum()")
+    if not is_float(cost):
+        raise ShapeError(f"grad: the cost {cost.label()} has dtype {cost.dtype}; "
+                         f"only floating-point costs have gradients")
+    leaves, rebuild = flatten(wrt, "wrt")
+    one = lift(np.ones((), cost.dtype))
+    first_new = next_id()
+    results = backprop([cost], [one], leaves)
+    ids = {n.id for n in topo_order([cost])}
+    results = _zeros_or_raise(results, leaves, ids, disconnected, cost.label())
+    _name_grads(results, leaves, first_new)
+    return rebuild(results)
+
+
+def as_seed(value, like: Var, what: str) -> Var:
+    """Lift a user's cotangent/tangent (Var or array) and check its shape."""
+    v = value if isinstance(value, Var) else lift(np.asarray(value, dtype=like.dtype))
+    if not _compatible(v.shape, like.shape):
+        raise ShapeError(f"{what}: expected shape {fmt_shape(like.shape)} to match "
+                         f"{like.label()}, got {describe(v)}")
+    if v.dtype != like.dtype and is_float(like):
+        from ..ops import cast
+        v = cast(v, like.dtype)
+    return v
+
+
+def vjp(outputs, wrt, cotangents):
+    """Vector-Jacobian product (reverse mode, Theano's ``Lop``).
+
+    ``cotangents`` has the structure of ``outputs`` (Vars or arrays); the
+    result has the structure of ``wrt``, each entry shaped like its Var.
+    """
+    outs, _ = flatten(outputs, "outputs")
+    if isinstance(outputs, Var):
+        cts = [cotangents]
+    elif isinstance(outputs, dict):
+        cts = [cotangents[k] for k in outputs]
+    else:
+        cts = list(cotangents)
+    if len(cts) != len(outs):
+        raise ValueError(f"vjp: got {len(cts)} cotangents for {len(outs)} outputs")
+    cts = [as_seed(c, o, "vjp: cotangent") for c, o in zip(cts, outs)]
+    leaves, rebuild = flatten(wrt, "wrt")
+    first_new = next_id()
+    results = backprop(outs, cts, leaves)
+    results = _zeros_or_raise(results, leaves, set(), "zero", "outputs")
+    _name_grads(results, leaves, first_new)
+    return rebuild(results)

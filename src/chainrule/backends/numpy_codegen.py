@@ -1,0 +1,205 @@
+"""The NumPy code generator: turns a graph into one readable Python function.
+
+One statement per op, variable names derived from the user's names,
+constants hoisted to module level, intermediates deleted after their last
+use, and only ``import numpy as np`` needed. The same graph always gives the
+same text. The source is registered with ``linecache`` so tracebacks and pdb
+show the generated lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import linecache
+import math
+import re
+
+import numpy as np
+
+from ..errors import NonFiniteError
+from .program import Program, describe_node, last_uses
+
+_RESERVED = {"np", "None", "True", "False"}
+
+
+class Namer:
+    """Hands out unique, safe Python identifiers derived from user names."""
+
+    def __init__(self):
+        self.used = set(_RESERVED)
+        self.counters = {}
+
+    def fresh(self, base: str | None, default: str = "t") -> str:
+        if base:
+            stem = sanitize(base)
+            if stem not in self.used:
+                self.used.add(stem)
+                return stem
+            prefix = stem + "_"
+        else:
+            prefix = default
+        k = self.counters.get(prefix, 0)
+        while True:
+            k += 1
+            cand = f"{prefix}{k}"
+            if cand not in self.used:
+                break
+        self.counters[prefix] = k
+        self.used.add(cand)
+        return cand
+
+
+def sanitize(name: str) -> str:
+    """A safe identifier for a user's name: never code, never a keyword."""
+    s = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    s = re.sub(r"_+", "_", s).strip("_") or "v"
+    if s[0].isdigit():
+        s = "v" + s
+    if keyword.iskeyword(s) or keyword.issoftkeyword(s) or s in _RESERVED:
+        s += "_"
+    return s
+
+
+def _scalar_literal(value) -> str:
+    x = value.item()
+    if isinstance(x, bool):
+        return repr(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "np.nan"
+        if math.isinf(x):
+            return "np.inf" if x > 0 else "-np.inf"
+        return repr(x)
+    return repr(int(x))
+
+
+def array_literal(value: np.ndarray) -> str:
+    """Python source that rebuilds ``value`` exactly, with numpy alone."""
+    dt = f"np.{value.dtype.name}"
+    if value.ndim == 0:
+        return f"{dt}({_scalar_literal(value)})"
+    flat = value.reshape(-1)
+    if flat.size and bool(np.all(flat == flat[0])):  # NaN is never uniform here
+        return f"np.full({value.shape}, {_scalar_literal(flat[0])}, dtype={dt})"
+    if value.size <= 64:
+        items = [_scalar_literal(np.asarray(v)) for v in flat]
+        return f"np.array([{', '.join(items)}], dtype={dt}).reshape({value.shape})"
+    data = np.ascontiguousarray(value).tobytes().hex()
+    return (f"np.frombuffer(bytes.fromhex('{data}'), dtype='{value.dtype.str}')"
+            f".reshape({value.shape})")
+
+
+def _inline_ok(const, consumer) -> bool:
+    """May a 0-d constant be written as a bare Python literal in this use?
+
+    A bare literal is weakly typed in NumPy 2, so this is safe when every
+    other operand already has the result's dtype (it cannot change it)."""
+    if const.ndim != 0 or not consumer.op.elementwise or consumer.op.name == "cast":
+        return False
+    if const.dtype != consumer.dtype:
+        return False
+    return all(i.dtype == consumer.dtype for i in consumer.inputs if i is not const)
+
+
+def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False):
+    """Return ``(source, arg_names)`` for the program."""
+    namer = Namer()
+    names = {}
+    args = []
+    for node in list(prog.inputs) + list(prog.params):
+        names[node.id] = namer.fresh(node.name, "x")
+        args.append(names[node.id])
+
+    hoisted, helpers, body = [], {}, []
+    const_names = {}
+
+    def const_expr(node, consumer):
+        if consumer is not None and _inline_ok(node, consumer):
+            return _scalar_literal(node._const)
+        if node.id not in const_names:
+            nm = namer.fresh(node.name, "_c")
+            const_names[node.id] = nm
+            hoisted.append(f"{nm} = {array_literal(node._const)}")
+        return const_names[node.id]
+
+    def ref(node, consumer):
+        if node.op.name == "constant":
+            return const_expr(node, consumer)
+        return names[node.id]
+
+    keep = {v.id for v in prog.outputs} | {v.id for _, v in prog.updates}
+    order = prog.order
+    dying = last_uses(order, keep)
+    locals_ = set()
+    for i, node in enumerate(order):
+        if node.is_leaf:
+            if node.op.name == "placeholder" and node.id not in names:
+                raise AssertionError("placeholder missing from the program inputs")
+        else:
+            op = node.op
+            helpers.update(op.helpers)
+            expr = op.emit(node.attrs, *[ref(x, node) for x in node.inputs])
+            nm = namer.fresh(node.name)
+            names[node.id] = nm
+            locals_.add(node.id)
+            body.append(f"{nm} = {expr}")
+            if check_finite and node.dtype.kind == "f":
+                body.append(f"_finite({nm}, {describe_node(node)!r})")
+        dead = [names[d] for d in dying.get(i, ()) if d in locals_]
+        if dead:
+            body.append(f"del {', '.join(dead)}")
+
+    outs = [ref(v, None) for v in prog.outputs]
+    upds = [ref(v, None) for _, v in prog.updates]
+    out_names = ", ".join(v.name or "output" for v in prog.outputs) or "nothing"
+    in_names = ", ".join(args) or "no inputs"
+    header = [f"# Generated by chainrule: computes {out_names} from {in_names}."]
+    if prog.updates:
+        header.append("# Also returns the new values of "
+                      + ", ".join(p.name for p, _ in prog.updates) + ".")
+    lines = header + ["import numpy as np", ""]
+    if check_finite:
+        helpers["_finite"] = (
+            "def _finite(v, where):\n"
+            "    if not np.all(np.isfinite(v)):\n"
+            "        raise FloatingPointError(f'check_finite: {where} produced NaN or inf')\n")
+    for hname in sorted(helpers):
+        lines.append(helpers[hname].rstrip("\n"))
+        lines.append("")
+    lines += hoisted
+    if hoisted:
+        lines.append("")
+    lines.append(f"def {fn_name}({', '.join(args)}):")
+    lines += ["    " + b for b in body]
+    lines.append(f"    return [{', '.join(outs)}], [{', '.join(upds)}]")
+    return "\n".join(lines) + "\n", args
+
+
+def load_source(source: str, fn_name: str, extra_globals=None):
+    """Execute generated source in a fresh namespace and return the function,
+    registered with linecache so tracebacks show the generated lines."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    filename = f"<chainrule-{digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": f"chainrule_generated_{digest}"}
+    exec(compile(source, filename, "exec"), namespace)
+    if extra_globals:
+        namespace.update(extra_globals)
+    fn = namespace[fn_name]
+    fn.__source__ = source
+    return fn
+
+
+def _finite_check(v, where):
+    if not np.all(np.isfinite(v)):
+        raise NonFiniteError(f"check_finite: {where} produced NaN or inf; "
+                             f"look at its inputs' values")
+
+
+def compile_program(prog: Program, check_finite: bool = False):
+    source, _ = generate(prog, check_finite=check_finite)
+    extra = {"_finite": _finite_check} if check_finite else None
+    fn = load_source(source, "compiled", extra)
+
+    return (lambda args, param_values: fn(*args, *param_values)), source

@@ -1,0 +1,55 @@
+"""What a backend compiles: the graph to run, flattened and ordered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import NonFiniteError
+from ..ir import Var, topo_order
+
+
+@dataclass
+class Program:
+    inputs: list          # placeholder Vars, in call order
+    outputs: list         # Vars whose values are returned
+    updates: list         # (parameter Var, new-value Var) pairs
+    order: list = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+    def __post_init__(self):
+        roots = list(self.outputs) + [v for _, v in self.updates]
+        self.order = topo_order(roots)
+        self.params = [n for n in self.order if n.op.name == "parameter"]
+        used = {p.id for p in self.params}
+        self.params += [p for p, _ in self.updates if p.id not in used]
+
+
+def last_uses(order, keep_ids) -> dict:
+    """Map position i in ``order`` -> ids of values that die after step i
+    (never those in ``keep_ids``, e.g. outputs)."""
+    last = {}
+    for i, node in enumerate(order):
+        for inp in node.inputs:
+            last[inp.id] = i
+    dying: dict[int, list] = {}
+    for node_id, i in last.items():
+        if node_id not in keep_ids:
+            dying.setdefault(i, []).append(node_id)
+    return dying
+
+
+def describe_node(node: Var) -> str:
+    names = ", ".join(i.label() for i in node.inputs)
+    who = f"{node.name!r} = " if node.name else ""
+    return f"{who}{node.op.name}({names})"
+
+
+def non_finite(node: Var, value) -> None:
+    """Raise NonFiniteError if a floating value holds NaN or inf."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        kind = "NaN" if np.any(np.isnan(arr)) else "inf"
+        raise NonFiniteError(f"check_finite: {describe_node(node)} produced {kind} "
+                             f"(shape {arr.shape}); look at its inputs' values")

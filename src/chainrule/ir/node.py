@@ -1,0 +1,141 @@
+"""The graph node, ``Var``, and the hash-consing table.
+
+A Var is immutable apart from its ``name`` (metadata, not identity). Nodes
+are hash-consed: building the same op with the same attributes on the same
+inputs returns the very same object, so common subexpressions are shared for
+free and nested derivatives stay small. Commutative ops order their operands
+canonically (by creation id) before lookup.
+
+Leaves are Vars too: placeholders (one object per call, never merged),
+constants (merged by value, dtype and shape) and parameters (named state).
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+
+import numpy as np
+
+from .op import Op
+
+_ids = itertools.count()
+_last_id = [-1]
+
+
+def next_id() -> int:
+    """The id the next new node will get (nodes made later have larger ids)."""
+    return _last_id[0] + 1
+_table: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
+
+
+class Var:
+    """A node of a chainrule graph: an op applied to input Vars.
+
+    Users do not build Vars directly; they come from :func:`placeholder`,
+    :func:`constant`, :func:`parameter` and the op functions. Arithmetic
+    operators, indexing and the array-like methods are attached by
+    ``chainrule.ops``.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "_name", "id",
+                 "_const", "_state", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Var defers to Var's reflected op
+
+    op: Op
+    inputs: tuple
+    attrs: tuple
+    shape: tuple
+    dtype: np.dtype
+
+    def __init__(self, op, inputs, attrs, shape, dtype, name=None):
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.shape = shape
+        self.dtype = dtype
+        self._name = name
+        self.id = _last_id[0] = next(_ids)
+        self._const = None
+        self._state = None
+
+    # -- metadata --------------------------------------------------------
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        if value is not None and not isinstance(value, str):
+            raise TypeError("a Var's name must be a str or None")
+        self._name = value
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.inputs
+
+    def label(self) -> str:
+        """How error messages refer to this node: its name or its op."""
+        if self._name:
+            return self._name
+        if self.op.name == "constant":
+            v = self._const
+            return repr(v.item()) if v.size == 1 else f"constant{self.shape}"
+        return f"<{self.op.name}>"
+
+    def __repr__(self) -> str:
+        nm = f" {self._name!r}" if self._name else ""
+        return f"<Var{nm} {self.op.name} shape={self.shape} dtype={self.dtype}>"
+
+    def __bool__(self):
+        raise TypeError(
+            "a chainrule Var has no truth value: it is symbolic. Use "
+            "cr.where(cond, a, b) for a choice, or evaluate the graph first."
+        )
+
+    __hash__ = object.__hash__
+    # ``==`` is deliberately not overloaded: Vars stay usable as dict keys.
+
+
+def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
+    """Build (or find) the node ``op(*inputs)`` with static ``attrs``.
+
+    Runs the op's shape/dtype rule, which raises on a mismatch.
+    """
+    inputs = tuple(inputs)
+    if op.commutative and len(inputs) == 2 and inputs[0].id > inputs[1].id:
+        inputs = (inputs[1], inputs[0])
+    key = (op.name, attrs, tuple(v.id for v in inputs))
+    node = _table.get(key)
+    if node is not None:
+        if name and node._name is None:
+            node._name = name
+        return node
+    shape, dtype = op.infer(attrs, *inputs)
+    node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
+    _table[key] = node
+    return node
+
+
+def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
+    value = np.array(value)  # a private, contiguous copy
+    value.setflags(write=False)
+    key = ("constant", value.dtype.str, value.shape, value.tobytes())
+    node = _table.get(key)
+    if node is not None:
+        if name and node._name is None:
+            node._name = name
+        return node
+    node = Var(op, (), (), value.shape, value.dtype, name)
+    node._const = value
+    _table[key] = node
+    return node
+
+
+def make_leaf(op: Op, shape, dtype, name, attrs=()) -> Var:
+    """A node that is never merged with another (placeholder, parameter)."""
+    return Var(op, (), attrs, tuple(shape), np.dtype(dtype), name)

@@ -1,0 +1,74 @@
+"""What an op is: one declaration holding everything about it.
+
+An :class:`Op` bundles
+
+* ``infer(attrs, *input_vars) -> (shape, dtype)``: the shape/dtype rule, run
+  when a node is built; it raises ShapeError/DTypeError naming the operands;
+* ``impl(attrs, *arrays) -> array``: the NumPy implementation used by the
+  interpreter and by constant folding;
+* ``vjp(out, g, needs) -> list[Var | None]``: the reverse rule, written in
+  graph ops. ``out`` is the node itself (its ``inputs`` and ``attrs`` are
+  there, and its value can be reused), ``g`` the cotangent, ``needs[i]``
+  says whether input i wants one; ``None`` means a symbolic zero;
+* ``jvp(out, tangents) -> Var | None``: the forward rule; ``tangents``
+  holds one Var or ``None`` (a symbolic zero) per input;
+* ``emit(attrs, *arg_exprs) -> str``: a Python expression for the code
+  generator, written against the array namespace ``np``.
+
+Ops are registered by name, so a graph serialises as op names plus
+attributes. Adding an op touches only the module that declares it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+NOT_DIFFERENTIABLE = "not differentiable"
+
+
+@dataclass(eq=False)
+class Op:
+    name: str
+    infer: Callable[..., Any]
+    impl: Callable[..., Any]
+    vjp: Callable[..., Any] | str
+    jvp: Callable[..., Any] | str
+    emit: Callable[..., str]
+    commutative: bool = False
+    elementwise: bool = False
+    # Cost estimate in flops per output element (used by the jacobian mode
+    # choice); ops like matmul override with ``flops(attrs, out, *inputs)``.
+    flops: Callable[..., float] | None = None
+    # Helper functions the emitted code calls, as {name: python source};
+    # the code generator pastes each one used into the generated module.
+    helpers: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not NOT_DIFFERENTIABLE
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    if op.name in REGISTRY:
+        raise ValueError(f"op {op.name!r} is declared twice")
+    if op.vjp is None or op.jvp is None:
+        raise ValueError(
+            f"op {op.name!r} must declare both a VJP and a JVP rule "
+            f"(use NOT_DIFFERENTIABLE for ops without a derivative)"
+        )
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> Op:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}") from None

@@ -1,0 +1,216 @@
+"""Shared machinery for declaring ops: lifting Python values into constants,
+NumPy broadcasting and dtype rules, error messages that name operands, and
+``sum_to`` -- the one place where broadcasting is undone in a gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import warnings
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from ..ir import NOT_DIFFERENTIABLE, Op, Var, make_constant, make_node, register
+from ..ir.op import REGISTRY
+
+__all__ = [
+    "Op", "Var", "register", "make_node", "NOT_DIFFERENTIABLE", "REGISTRY",
+    "lift", "lift_pair", "constant_var", "fmt_shape", "describe",
+    "broadcast_shapes", "normalize_axis", "normalize_axes", "probe_dtype",
+    "is_float", "sum_to", "shape_known", "const_value", "is_const_scalar",
+    "zeros_for",
+]
+
+
+# -- describing operands in error messages -----------------------------------
+
+def fmt_shape(shape) -> str:
+    if len(shape) == 1:
+        return f"({shape[0]},)"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def describe(v: Var) -> str:
+    """``x (2, 3)``: the user's name (or the op) and the shape."""
+    return f"{v.label()} {fmt_shape(v.shape)}"
+
+
+# -- constants and lifting ---------------------------------------------------
+
+def constant_var(value, dtype=None, name=None) -> Var:
+    arr = np.asarray(value, dtype=dtype)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise DTypeError(
+            f"constant: cannot make a chainrule constant of dtype {arr.dtype}; "
+            f"use a bool, integer or floating-point array"
+        )
+    return make_constant(REGISTRY["constant"], arr, name)
+
+
+def _weak_dtype(value, other: np.dtype) -> np.dtype:
+    """The dtype a bare Python number takes next to ``other`` (NEP 50)."""
+    if isinstance(value, bool):
+        return np.dtype(bool)
+    if isinstance(value, numbers.Integral):
+        return other if other.kind in "iuf" else np.dtype(np.int64)
+    if isinstance(value, numbers.Real):
+        return other if other.kind == "f" else np.dtype(np.float64)
+    raise DTypeError(f"cannot use a {type(value).__name__} in a chainrule graph")
+
+
+def lift(value, like: Var | None = None) -> Var:
+    """Turn ``value`` into a Var. Bare Python numbers are weakly typed: next
+    to a float32 Var, ``2.0`` is a float32 constant (as in NumPy 2)."""
+    if isinstance(value, Var):
+        return value
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+        if isinstance(value, bool):
+            dt = np.dtype(bool)
+        elif like is not None:
+            dt = _weak_dtype(value, like.dtype)
+        else:
+            dt = np.dtype(np.int64 if isinstance(value, int) else np.float64)
+        return constant_var(value, dt)
+    return constant_var(value)
+
+
+def lift_pair(a, b):
+    if isinstance(a, Var):
+        return a, lift(b, a)
+    if isinstance(b, Var):
+        return lift(a, b), b
+    return lift(a), lift(b)
+
+
+def const_value(v: Var):
+    """The value of a constant node, or None for any other node."""
+    return v._const if v.op.name == "constant" else None
+
+
+def is_const_scalar(v: Var, x) -> bool:
+    """True if ``v`` is a constant whose every entry equals ``x``."""
+    c = const_value(v)
+    return c is not None and c.size > 0 and c.size <= 4096 and bool(np.all(c == x))
+
+
+# -- shapes ------------------------------------------------------------------
+
+def shape_known(shape) -> bool:
+    return all(d is not None for d in shape)
+
+
+def broadcast_shapes(opname: str, *operands) -> tuple:
+    """NumPy broadcasting of the operands' shapes; ``None`` dims are unknown
+    sizes that match anything (and lose to a known size other than 1).
+
+    Operands are Vars or ``(label, shape)`` pairs.
+    """
+    items = [(v.label(), v.shape) if isinstance(v, Var) else v for v in operands]
+    ndim = max(len(shape) for _, shape in items)
+    out = []
+    for k in range(-ndim, 0):
+        d_out = 1
+        for _, shape in items:
+            if -k > len(shape):
+                continue
+            d = shape[k]
+            if d == 1:
+                continue
+            if d is None:
+                d_out = None if d_out == 1 else d_out
+            elif d_out in (1, None):
+                d_out = d
+            elif d != d_out:
+                ops = " with ".join(f"{lab} {fmt_shape(sh)}" for lab, sh in items)
+                raise ShapeError(
+                    f"{opname}: cannot broadcast {ops}: dimensions {d_out} and {d} "
+                    f"differ at axis {k} (NumPy broadcasting aligns trailing axes; "
+                    f"reshape or transpose an operand so they match)"
+                )
+        out.append(d_out)
+    return tuple(out)
+
+
+def normalize_axis(opname: str, v: Var, axis: int, ndim: int | None = None) -> int:
+    n = v.ndim if ndim is None else ndim
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{opname}: axis must be an int, got {axis!r}")
+    if not -n <= axis < n:
+        raise ShapeError(
+            f"{opname}: axis {axis} is out of range for {describe(v)} "
+            f"with {n} dimension(s)"
+        )
+    return int(axis) % n
+
+
+def normalize_axes(opname: str, v: Var, axis) -> tuple:
+    """``None`` -> all axes; int or sequence -> sorted tuple of axes >= 0."""
+    if axis is None:
+        return tuple(range(v.ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    axes = tuple(sorted(normalize_axis(opname, v, a) for a in axis))
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"{opname}: repeated axis in {axis!r}")
+    return axes
+
+
+# -- dtypes ------------------------------------------------------------------
+
+def is_float(v) -> bool:
+    dt = v.dtype if isinstance(v, Var) else np.dtype(v)
+    return dt.kind == "f"
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(fn, dtypes):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return np.asarray(fn(*[np.ones((), d) for d in dtypes])).dtype
+
+
+def probe_dtype(opname: str, fn, *vars_: Var) -> np.dtype:
+    """The dtype NumPy gives ``fn`` on these operand dtypes."""
+    try:
+        return _probe(fn, tuple(v.dtype for v in vars_))
+    except Exception:
+        names = ", ".join(f"{v.label()} ({v.dtype})" for v in vars_)
+        raise DTypeError(f"{opname}: not defined for operands {names}") from None
+
+
+# -- undoing broadcasting ----------------------------------------------------
+
+def sum_to(g: Var, x: Var) -> Var:
+    """Sum the cotangent ``g`` (shaped like a broadcast result) back to the
+    shape of ``x``. The only place a gradient undoes broadcasting."""
+    from . import reductions, shape as shape_ops
+
+    if g.shape == x.shape and shape_known(x.shape):
+        return g
+    lead = g.ndim - x.ndim
+    axes, ambiguous = list(range(lead)), False
+    for i, dx in enumerate(x.shape):
+        dg = g.shape[lead + i]
+        if dx == 1 and dg != 1:
+            axes.append(lead + i)
+        elif dx is None:
+            ambiguous = True  # was it 1 (broadcast) or full size? runtime knows
+    if ambiguous:
+        return reductions.sum_to_like(g, x)
+    out = reductions.sum(g, axis=tuple(axes), keepdims=True) if axes else g
+    if lead:
+        out = shape_ops.reshape(out, x.shape) if shape_known(x.shape) else \
+            shape_ops.squeeze(out, tuple(range(lead)))
+    return out
+
+
+def zeros_for(x: Var) -> Var:
+    """A materialised zero shaped and typed like ``x`` (used only where a
+    caller must receive an array, never inside the differentiator)."""
+    from .elementwise import zeros_like
+
+    if shape_known(x.shape):
+        return constant_var(np.zeros(x.shape, x.dtype))
+    return zeros_like(x)

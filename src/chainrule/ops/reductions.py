@@ -1,0 +1,378 @@
+"""Reductions and the normalising ops built on them (softmax family).
+
+Each reduction takes NumPy's ``axis`` (None, an int or a tuple) and
+``keepdims``; the attributes store the axes as a sorted tuple. A reduction's
+VJP broadcasts the cotangent back with ``_expand`` (the inverse of dropping
+the reduced axes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import (Op, is_float, lift, make_node, normalize_axes, normalize_axis,
+                   probe_dtype, register, shape_known)
+from .elementwise import (_size, apply, cast, equal, exp, where)
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _expand(g, x, axes, keepdims):
+    """Broadcast a reduction's cotangent ``g`` back to the shape of ``x``."""
+    from .shape import broadcast_like, broadcast_to, expand_dims
+    if not keepdims and axes:
+        g = expand_dims(g, axes)
+    if shape_known(x.shape):
+        return broadcast_to(g, x.shape)
+    return broadcast_like(g, x)
+
+
+def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0):
+    def infer(attrs, x):
+        axes, keepdims = attrs
+        dt = dtype_fn(x) if dtype_fn else probe_dtype(name, lambda a: fn(a, axis=None), x)
+        return _reduced_shape(x.shape, axes, keepdims), dt
+
+    op = register(Op(
+        name, infer=infer,
+        impl=lambda attrs, x: fn(x, axis=attrs[0], keepdims=attrs[1]),
+        vjp=vjp, jvp=jvp,
+        emit=lambda attrs, x: f"np.{fn.__name__}({x}, axis={_axis_text(attrs[0])}"
+                              + (", keepdims=True)" if attrs[1] else ")"),
+        flops=lambda node: flops * _size(node.inputs[0]),
+    ))
+
+    def build(x, axis=None, keepdims=False):
+        x = lift(x)
+        axes = normalize_axes(name, x, axis)
+        if not axes and name != "mean":
+            return x
+        return apply(op, (x,), (axes, bool(keepdims)))
+
+    build.__name__ = name
+    build.__doc__ = f"``{name}`` over ``axis`` (None: all axes), like NumPy."
+    return op, build
+
+
+def _axis_text(axes):
+    return str(axes[0]) if len(axes) == 1 else str(tuple(axes))
+
+
+# -- sum ---------------------------------------------------------------------
+
+def _sum_vjp(out, g, needs):
+    x = out.inputs[0]
+    if not is_float(x):
+        return [None]
+    axes, keepdims = out.attrs
+    return [_expand(g, x, axes, keepdims)]
+
+
+def _sum_jvp(out, ts):
+    if ts[0] is None or not is_float(out):
+        return None
+    return sum(ts[0], out.attrs[0], out.attrs[1])
+
+
+def _sum_dtype(x):
+    return np.sum(np.ones((1,), x.dtype)).dtype
+
+
+_sum_op, sum = _reduction("sum", np.sum, _sum_vjp, _sum_jvp, dtype_fn=_sum_dtype)
+
+
+# -- mean --------------------------------------------------------------------
+
+def _count(x, axes):
+    """How many elements each output of a reduction over ``axes`` averages:
+    a constant when the dims are known, else a node computed at run time."""
+    dims = [x.shape[a] for a in axes]
+    dt = np.result_type(x.dtype, np.float16) if x.dtype.kind != "f" else x.dtype
+    if all(d is not None for d in dims):
+        n = 1
+        for d in dims:
+            n *= d
+        return lift(float(n), lift(np.zeros((), dt)))
+    return make_node(_count_op, (x,), (axes, np.dtype(dt).str))
+
+
+_count_op = register(Op(
+    "count",
+    infer=lambda attrs, x: ((), np.dtype(attrs[1])),
+    impl=lambda attrs, x: np.asarray(
+        np.prod([x.shape[a] for a in attrs[0]], dtype=np.float64), dtype=attrs[1]),
+    vjp=lambda out, g, needs: [None],  # depends on the shape only
+    jvp=lambda out, ts: None,
+    emit=lambda attrs, x: "np.{}({})".format(
+        np.dtype(attrs[1]).name,
+        " * ".join(f"{x}.shape[{a}]" for a in attrs[0]) or "1"),
+    flops=lambda node: 1.0,
+))
+
+
+def _mean_vjp(out, g, needs):
+    x = out.inputs[0]
+    if not is_float(x):
+        return [None]
+    axes, keepdims = out.attrs
+    return [_expand(g / _count(x, axes), x, axes, keepdims)]
+
+
+def _mean_jvp(out, ts):
+    if ts[0] is None or not is_float(out):
+        return None
+    return mean(ts[0], out.attrs[0], out.attrs[1])
+
+
+def _mean_dtype(x):
+    return np.mean(np.ones((1,), x.dtype)).dtype
+
+
+_mean_op, mean = _reduction("mean", np.mean, _mean_vjp, _mean_jvp, dtype_fn=_mean_dtype)
+
+
+# -- max / min: the gradient is shared equally among the tied maxima ----------
+
+def _extreme_weights(out):
+    x = out.inputs[0]
+    axes, keepdims = out.attrs
+    peak = _expand(out, x, axes, keepdims)
+    hit = cast(equal(x, peak), x.dtype)
+    return hit / _expand(sum(hit, axes, keepdims), x, axes, keepdims)
+
+
+def _extreme_vjp(out, g, needs):
+    x = out.inputs[0]
+    if not is_float(x):
+        return [None]
+    axes, keepdims = out.attrs
+    return [_expand(g, x, axes, keepdims) * _extreme_weights(out)]
+
+
+def _extreme_jvp(out, ts):
+    if ts[0] is None or not is_float(out):
+        return None
+    axes, keepdims = out.attrs
+    return sum(ts[0] * _extreme_weights(out), axes, keepdims)
+
+
+def _keep_dtype(x):
+    return x.dtype
+
+
+_max_op, max = _reduction("max", np.max, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype)
+_min_op, min = _reduction("min", np.min, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype)
+
+
+# -- prod: d prod / d x_i is the product of the others, zeros included --------
+
+def _prod_partials(out):
+    x = out.inputs[0]
+    axes, keepdims = out.attrs
+    is_zero = equal(x, 0)
+    nonzero = where(is_zero, 1, x)
+    prod_nonzero = _expand(prod(nonzero, axes, keepdims), x, axes, keepdims)
+    zeros = _expand(sum(cast(is_zero, x.dtype), axes, keepdims), x, axes, keepdims)
+    others = _expand(out, x, axes, keepdims) / nonzero  # right where x_i != 0
+    # where x_i == 0 the product of the others is prod_nonzero if x_i is the
+    # only zero, and 0 if there is another one
+    at_zero = where(equal(zeros, 1), prod_nonzero, 0)
+    return where(is_zero, at_zero, others)
+
+
+def _prod_vjp(out, g, needs):
+    x = out.inputs[0]
+    if not is_float(x):
+        return [None]
+    axes, keepdims = out.attrs
+    return [_expand(g, x, axes, keepdims) * _prod_partials(out)]
+
+
+def _prod_jvp(out, ts):
+    if ts[0] is None or not is_float(out):
+        return None
+    axes, keepdims = out.attrs
+    return sum(ts[0] * _prod_partials(out), axes, keepdims)
+
+
+_prod_op, prod = _reduction("prod", np.prod, _prod_vjp, _prod_jvp, dtype_fn=_sum_dtype)
+
+
+# -- logsumexp, softmax, log_softmax -------------------------------------------
+
+def _logsumexp_impl(attrs, x):
+    axes, keepdims = attrs
+    m = np.max(x, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+_LOGSUMEXP_SRC = '''def _logsumexp(x, axis, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+'''
+
+
+def _lse_weights(out):
+    x = out.inputs[0]
+    axes, keepdims = out.attrs
+    return exp(x - _expand(out, x, axes, keepdims))  # softmax over axes
+
+
+_lse_op = register(Op(
+    "logsumexp",
+    infer=lambda attrs, x: (_reduced_shape(x.shape, *attrs),
+                            probe_dtype("logsumexp", np.exp, x)),
+    impl=_logsumexp_impl,
+    vjp=lambda out, g, needs: [_expand(g, out.inputs[0], *out.attrs) * _lse_weights(out)
+                               if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    sum(ts[0] * _lse_weights(out), *out.attrs),
+    emit=lambda attrs, x: f"_logsumexp({x}, axis={_axis_text(attrs[0])}"
+                          + (", keepdims=True)" if attrs[1] else ")"),
+    helpers={"_logsumexp": _LOGSUMEXP_SRC},
+    flops=lambda node: 12.0 * _size(node.inputs[0]),
+))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x), axis))`` computed without overflow."""
+    x = lift(x)
+    axes = normalize_axes("logsumexp", x, axis)
+    if not axes:
+        return x
+    return apply(_lse_op, (x,), (axes, bool(keepdims)))
+
+
+def _softmax_impl(attrs, x):
+    axis, = attrs
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_impl(attrs, x):
+    axis, = attrs
+    s = x - np.max(x, axis=axis, keepdims=True)
+    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+
+
+_SOFTMAX_SRC = '''def _softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+'''
+_LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis):
+    s = x - np.max(x, axis=axis, keepdims=True)
+    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+'''
+
+
+def _softmax_lin(out, v):
+    # J v for softmax: y * (v - sum(v * y))
+    axis = out.attrs[0]
+    return out * (v - sum(v * out, axis, keepdims=True))
+
+
+def _log_softmax_vjp(out, g, needs):
+    if not is_float(out.inputs[0]):
+        return [None]
+    axis = out.attrs[0]
+    return [g - exp(out) * sum(g, axis, keepdims=True)]
+
+
+def _log_softmax_jvp(out, ts):
+    if ts[0] is None:
+        return None
+    axis = out.attrs[0]
+    return ts[0] - sum(exp(out) * ts[0], axis, keepdims=True)
+
+
+_softmax_op = register(Op(
+    "softmax",
+    infer=lambda attrs, x: (x.shape, probe_dtype("softmax", np.exp, x)),
+    impl=_softmax_impl,
+    vjp=lambda out, g, needs: [_softmax_lin(out, g) if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else _softmax_lin(out, ts[0]),
+    emit=lambda attrs, x: f"_softmax({x}, axis={attrs[0]})",
+    helpers={"_softmax": _SOFTMAX_SRC},
+    flops=lambda node: 8.0 * _size(node),
+))
+
+_log_softmax_op = register(Op(
+    "log_softmax",
+    infer=lambda attrs, x: (x.shape, probe_dtype("log_softmax", np.exp, x)),
+    impl=_log_softmax_impl,
+    vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
+    emit=lambda attrs, x: f"_log_softmax({x}, axis={attrs[0]})",
+    helpers={"_log_softmax": _LOG_SOFTMAX_SRC},
+    flops=lambda node: 8.0 * _size(node),
+))
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x), axis)``, computed stably (default: last axis)."""
+    x = lift(x)
+    return apply(_softmax_op, (x,), (normalize_axis("softmax", x, axis),))
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x, axis, keepdims=True)`` (default: last axis)."""
+    x = lift(x)
+    return apply(_log_softmax_op, (x,), (normalize_axis("log_softmax", x, axis),))
+
+
+# -- run-time-shaped sums (shapes with unknown dims) --------------------------
+
+def _sum_to_shape(g, shape):
+    """Sum ``g`` down to ``shape`` after NumPy broadcasting."""
+    g = np.asarray(g)
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    out = np.sum(g, axis=axes, keepdims=True) if axes else g
+    return out.reshape(shape)
+
+
+_SUM_TO_SRC = '''def _sum_to(g, shape):
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    return np.sum(g, axis=axes, keepdims=True).reshape(shape)
+'''
+
+
+def _sum_to_like_vjp(out, g, needs):
+    from .shape import broadcast_like
+    return [broadcast_like(g, out.inputs[0]), None]
+
+
+_sum_to_like_op = register(Op(
+    "sum_to_like",
+    infer=lambda attrs, g, ref: (ref.shape, g.dtype),
+    impl=lambda attrs, g, ref: _sum_to_shape(g, np.shape(ref)),
+    vjp=_sum_to_like_vjp,
+    jvp=lambda out, ts: None if ts[0] is None else sum_to_like(ts[0], out.inputs[1]),
+    emit=lambda attrs, g, ref: f"_sum_to({g}, {ref}.shape)",
+    helpers={"_sum_to": _SUM_TO_SRC},
+    flops=lambda node: _size(node.inputs[0]),
+))
+
+
+def sum_to_like(g, ref):
+    """Sum ``g`` back to the run-time shape of ``ref`` (undo broadcasting)."""
+    return make_node(_sum_to_like_op, (g, ref))
+
+
+__all__ = ["sum", "mean", "max", "min", "prod", "logsumexp", "softmax",
+           "log_softmax", "sum_to_like"]

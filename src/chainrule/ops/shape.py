@@ -1,0 +1,555 @@
+"""Ops that move data without arithmetic: reshape, transpose, broadcast,
+indexing, concatenate/stack and take."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, is_float, lift,
+                   make_node, normalize_axis, register, shape_known, sum_to)
+from .elementwise import _size, apply
+
+
+def _zero_flops(node):
+    return 0.0
+
+
+# -- reshape -----------------------------------------------------------------
+
+def _reshape_infer(attrs, x):
+    (shape,) = attrs
+    if sum(d == -1 for d in shape) > 1:
+        raise ShapeError(f"reshape: can only infer one dimension (-1) in {shape}")
+    if not shape_known(x.shape):
+        if -1 in shape:
+            return tuple(None if d == -1 else d for d in shape), x.dtype
+        return shape, x.dtype
+    size = int(np.prod(x.shape, dtype=np.int64))
+    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise ShapeError(f"reshape: cannot reshape {describe(x)} "
+                             f"({size} elements) into {fmt_shape(shape)}")
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    elif known != size:
+        raise ShapeError(f"reshape: cannot reshape {describe(x)} ({size} elements) "
+                         f"into {fmt_shape(shape)} ({known} elements)")
+    return shape, x.dtype
+
+
+def _reshape_back(g, x):
+    if shape_known(x.shape):
+        return reshape(g, x.shape)
+    return make_node(_reshape_like_op, (g, x))
+
+
+_reshape_op = register(Op(
+    "reshape", infer=_reshape_infer,
+    impl=lambda attrs, x: np.reshape(x, attrs[0]),
+    vjp=lambda out, g, needs: [_reshape_back(g, out.inputs[0])
+                               if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else reshape(ts[0], out.attrs[0]),
+    emit=lambda attrs, x: f"{x}.reshape({fmt_shape(attrs[0])})",
+    flops=_zero_flops,
+))
+
+_reshape_like_op = register(Op(
+    "reshape_like",
+    infer=lambda attrs, x, ref: (ref.shape, x.dtype),
+    impl=lambda attrs, x, ref: np.reshape(x, np.shape(ref)),
+    vjp=lambda out, g, needs: [_reshape_back(g, out.inputs[0]), None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    make_node(_reshape_like_op, (ts[0], out.inputs[1])),
+    emit=lambda attrs, x, ref: f"{x}.reshape({ref}.shape)",
+    flops=_zero_flops,
+))
+
+
+def reshape(a, newshape):
+    """NumPy's ``reshape``; one dim may be -1."""
+    a = lift(a)
+    if isinstance(newshape, (int, np.integer)):
+        newshape = (newshape,)
+    newshape = tuple(int(d) for d in newshape)
+    if newshape == a.shape:
+        return a
+    if a.op is _reshape_op:  # reshape of reshape is one reshape
+        a = a.inputs[0]
+        if newshape == a.shape:
+            return a
+    return apply(_reshape_op, (a,), (newshape,))
+
+
+# -- transpose, expand_dims, squeeze -------------------------------------------
+
+def _perm_inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+_transpose_op = register(Op(
+    "transpose",
+    infer=lambda attrs, x: (tuple(x.shape[p] for p in attrs[0]), x.dtype),
+    impl=lambda attrs, x: np.transpose(x, attrs[0]),
+    vjp=lambda out, g, needs: [transpose(g, _perm_inverse(out.attrs[0]))
+                               if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else transpose(ts[0], out.attrs[0]),
+    emit=lambda attrs, x: f"{x}.T" if attrs[0] == (1, 0) else
+    f"np.transpose({x}, {attrs[0]})",
+    flops=_zero_flops,
+))
+
+
+def transpose(a, axes=None):
+    """NumPy's ``transpose``: reverse the axes, or permute them by ``axes``."""
+    a = lift(a)
+    if axes is None:
+        axes = tuple(range(a.ndim))[::-1]
+    axes = tuple(normalize_axis("transpose", a, p) for p in axes)
+    if sorted(axes) != list(range(a.ndim)):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
+                         f"{a.ndim} axes of {describe(a)}")
+    if axes == tuple(range(a.ndim)):
+        return a
+    if a.op is _transpose_op:  # transpose of transpose is one permutation
+        inner = a.attrs[0]
+        return transpose(a.inputs[0], tuple(inner[p] for p in axes))
+    return apply(_transpose_op, (a,), (axes,))
+
+
+def matrix_transpose(a):
+    """Swap the last two axes (``a.mT``)."""
+    a = lift(a)
+    perm = list(range(a.ndim))
+    perm[-2], perm[-1] = perm[-1], perm[-2]
+    return transpose(a, perm)
+
+
+def _expand_infer(attrs, x):
+    axes, = attrs
+    shape = list(x.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return tuple(shape), x.dtype
+
+
+_expand_dims_op = register(Op(
+    "expand_dims", infer=_expand_infer,
+    impl=lambda attrs, x: np.expand_dims(x, attrs[0]),
+    vjp=lambda out, g, needs: [squeeze(g, out.attrs[0]) if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else expand_dims(ts[0], out.attrs[0]),
+    emit=lambda attrs, x: f"np.expand_dims({x}, {attrs[0]})",
+    flops=_zero_flops,
+))
+
+
+def expand_dims(a, axis):
+    """Insert size-1 axes at the positions ``axis`` of the result."""
+    a = lift(a)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    n = a.ndim + len(axes)
+    axes = tuple(sorted(normalize_axis("expand_dims", a, ax, n) for ax in axes))
+    if not axes:
+        return a
+    return apply(_expand_dims_op, (a,), (axes,))
+
+
+_squeeze_op = register(Op(
+    "squeeze",
+    infer=lambda attrs, x: (tuple(d for i, d in enumerate(x.shape) if i not in attrs[0]),
+                            x.dtype),
+    impl=lambda attrs, x: np.squeeze(x, attrs[0]),
+    vjp=lambda out, g, needs: [expand_dims(g, out.attrs[0]) if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else squeeze(ts[0], out.attrs[0]),
+    emit=lambda attrs, x: f"np.squeeze({x}, {attrs[0]})",
+    flops=_zero_flops,
+))
+
+
+def squeeze(a, axis=None):
+    """Remove size-1 axes (all of them, or those in ``axis``)."""
+    a = lift(a)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(a.shape) if d == 1)
+    else:
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        axes = tuple(sorted(normalize_axis("squeeze", a, ax) for ax in axes))
+        for ax in axes:
+            if a.shape[ax] not in (1, None):
+                raise ShapeError(f"squeeze: axis {ax} of {describe(a)} has size "
+                                 f"{a.shape[ax]}, not 1")
+    if not axes:
+        return a
+    return apply(_squeeze_op, (a,), (axes,))
+
+
+# -- broadcasting ----------------------------------------------------------------
+
+def _broadcast_to_infer(attrs, x):
+    shape, = attrs
+    out = broadcast_shapes("broadcast_to", x, ("the target shape", shape))
+    if out != shape:
+        raise ShapeError(f"broadcast_to: cannot broadcast {describe(x)} "
+                         f"to {fmt_shape(shape)}")
+    return shape, x.dtype
+
+
+_broadcast_to_op = register(Op(
+    "broadcast_to", infer=_broadcast_to_infer,
+    impl=lambda attrs, x: np.broadcast_to(x, attrs[0]),
+    vjp=lambda out, g, needs: [sum_to(g, out.inputs[0]) if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else broadcast_to(ts[0], out.attrs[0]),
+    emit=lambda attrs, x: f"np.broadcast_to({x}, {fmt_shape(attrs[0])})",
+    flops=_zero_flops,
+))
+
+
+def broadcast_to(array, shape):
+    """NumPy's ``broadcast_to`` (a read-only view in the generated code)."""
+    array = lift(array)
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(int(d) for d in shape)
+    if shape == array.shape:
+        return array
+    return apply(_broadcast_to_op, (array,), (shape,))
+
+
+def _broadcast_like_infer(attrs, x, ref):
+    out = broadcast_shapes("broadcast_like", x, ref)
+    return tuple(r if r is not None else o for o, r in zip(out, ref.shape)) \
+        if len(out) == len(ref.shape) else out, x.dtype
+
+
+_broadcast_like_op = register(Op(
+    "broadcast_like", infer=_broadcast_like_infer,
+    impl=lambda attrs, x, ref: np.broadcast_to(x, np.shape(ref)),
+    vjp=lambda out, g, needs: [sum_to(g, out.inputs[0]), None],
+    jvp=lambda out, ts: None if ts[0] is None else broadcast_like(ts[0], out.inputs[1]),
+    emit=lambda attrs, x, ref: f"np.broadcast_to({x}, {ref}.shape)",
+    flops=_zero_flops,
+))
+
+
+def broadcast_like(x, ref):
+    """Broadcast ``x`` to the run-time shape of ``ref``."""
+    x, ref = lift(x), lift(ref)
+    if x.shape == ref.shape and shape_known(x.shape):
+        return x
+    if shape_known(ref.shape):
+        return broadcast_to(x, ref.shape)
+    return make_node(_broadcast_like_op, (x, ref))
+
+
+# -- basic indexing ------------------------------------------------------------------
+
+def _normalize_index(x: Var, index):
+    """Turn a basic index into a hashable tuple of ("i", k) / ("s", a, b, c)
+    / ("n",) items covering every axis of ``x``."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if sum(1 for i in index if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_real > x.ndim:
+        raise ShapeError(f"index: too many indices ({n_real}) for {describe(x)}")
+    out, axis = [], 0
+    for item in index:
+        if item is Ellipsis:
+            for _ in range(x.ndim - n_real):
+                out.append(("s", None, None, None))
+                axis += 1
+        elif item is None:
+            out.append(("n",))
+        elif isinstance(item, slice):
+            parts = []
+            for p in (item.start, item.stop, item.step):
+                if p is not None and not isinstance(p, (int, np.integer)):
+                    raise TypeError(f"index: slice bounds must be ints, got {p!r}")
+                parts.append(None if p is None else int(p))
+            if parts[2] == 0:
+                raise ValueError("index: slice step cannot be zero")
+            out.append(("s", *parts))
+            axis += 1
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            d = x.shape[axis]
+            if d is not None and not -d <= item < d:
+                raise ShapeError(f"index: index {item} is out of bounds for axis "
+                                 f"{axis} of {describe(x)}")
+            out.append(("i", int(item)))
+            axis += 1
+        else:
+            raise TypeError(
+                f"index: {item!r} is not a basic index (int, slice, None or ...); "
+                f"use cr.take(x, indices, axis) to gather with an array of indices")
+    while axis < x.ndim:
+        out.append(("s", None, None, None))
+        axis += 1
+    return tuple(out)
+
+
+def _as_numpy_index(idx):
+    out = []
+    for item in idx:
+        if item[0] == "i":
+            out.append(item[1])
+        elif item[0] == "n":
+            out.append(None)
+        else:
+            out.append(slice(item[1], item[2], item[3]))
+    return tuple(out)
+
+
+def _index_text(idx):
+    parts = []
+    for item in idx:
+        if item[0] == "i":
+            parts.append(str(item[1]))
+        elif item[0] == "n":
+            parts.append("None")
+        else:
+            a, b, c = ("" if p is None else str(p) for p in item[1:])
+            parts.append(f"{a}:{b}" + (f":{c}" if c else ""))
+    while parts and parts[-1] == ":":
+        parts.pop()
+    return ", ".join(parts) or "..."
+
+
+def _getitem_infer(attrs, x):
+    idx, = attrs
+    shape, axis = [], 0
+    for item in idx:
+        if item[0] == "n":
+            shape.append(1)
+            continue
+        d = x.shape[axis]
+        axis += 1
+        if item[0] == "s":
+            shape.append(None if d is None else len(range(*slice(*item[1:]).indices(d))))
+    return tuple(shape), x.dtype
+
+
+_getitem_op = register(Op(
+    "getitem", infer=_getitem_infer,
+    impl=lambda attrs, x: x[_as_numpy_index(attrs[0])],
+    vjp=lambda out, g, needs: [make_node(_getitem_grad_op, (g, out.inputs[0]), out.attrs)
+                               if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    make_node(_getitem_op, (ts[0],), out.attrs),
+    emit=lambda attrs, x: f"{x}[{_index_text(attrs[0])}]",
+    flops=_zero_flops,
+))
+
+
+def _getitem_grad_impl(attrs, g, ref):
+    out = np.zeros(np.shape(ref), dtype=np.result_type(g))
+    out[_as_numpy_index(attrs[0])] = g
+    return out
+
+
+_GETITEM_GRAD_SRC = '''def _scatter(g, shape, index):
+    out = np.zeros(shape, dtype=g.dtype)
+    out[index] = g
+    return out
+'''
+
+_getitem_grad_op = register(Op(
+    "getitem_grad",
+    infer=lambda attrs, g, ref: (ref.shape, g.dtype),
+    impl=_getitem_grad_impl,
+    vjp=lambda out, g, needs: [make_node(_getitem_op, (g,), out.attrs), None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    make_node(_getitem_grad_op, (ts[0], out.inputs[1]), out.attrs),
+    emit=lambda attrs, g, ref: f"_scatter({g}, {ref}.shape, np.s_[{_index_text(attrs[0])}])",
+    helpers={"_scatter": _GETITEM_GRAD_SRC},
+    flops=lambda node: _size(node),
+))
+
+
+def getitem(x, index):
+    """``x[index]`` for basic indices; a list or array of ints gathers with
+    :func:`take` along the first axis."""
+    x = lift(x)
+    if isinstance(index, (list, np.ndarray, Var)):
+        return take(x, index, axis=0)
+    idx = _normalize_index(x, index)
+    if all(item == ("s", None, None, None) for item in idx):
+        return x
+    return apply(_getitem_op, (x,), (idx,))
+
+
+# -- concatenate and stack ---------------------------------------------------------
+
+def _concat_infer(attrs, *xs):
+    axis, = attrs
+    first = xs[0]
+    for x in xs[1:]:
+        if x.ndim != first.ndim:
+            raise ShapeError(f"concatenate: {describe(first)} and {describe(x)} "
+                             f"have different numbers of dimensions")
+        for i, (a, b) in enumerate(zip(first.shape, x.shape)):
+            if i != axis and a is not None and b is not None and a != b:
+                raise ShapeError(f"concatenate: {describe(first)} and {describe(x)} "
+                                 f"differ at axis {i} (only axis {axis} may differ)")
+    shape = list(first.shape)
+    sizes = [x.shape[axis] for x in xs]
+    shape[axis] = None if None in sizes else sum(sizes)
+    for i in range(len(shape)):
+        if i != axis and shape[i] is None:
+            shape[i] = next((x.shape[i] for x in xs if x.shape[i] is not None), None)
+    return tuple(shape), np.result_type(*[x.dtype for x in xs])
+
+
+def _concat_vjp(out, g, needs):
+    axis, = out.attrs
+    grads, start = [], 0
+    for x, need in zip(out.inputs, needs):
+        size = x.shape[axis]
+        if size is None:
+            raise ShapeError(
+                f"concatenate: the gradient needs the size of axis {axis} of "
+                f"{describe(x)} to be known when the graph is built")
+        if need and is_float(x):
+            index = [slice(None)] * out.ndim
+            index[axis] = slice(start, start + size)
+            grads.append(cast_like(getitem(g, tuple(index)), x))
+        else:
+            grads.append(None)
+        start += size
+    return grads
+
+
+def cast_like(g, x):
+    from .elementwise import cast
+    return cast(g, x.dtype)
+
+
+def _concat_jvp(out, ts):
+    if all(t is None for t in ts) or not is_float(out):
+        return None
+    from .elementwise import zeros_like
+    parts = [zeros_like(x, out.dtype) if t is None else t for x, t in zip(out.inputs, ts)]
+    return concatenate(parts, out.attrs[0])
+
+
+_concat_op = register(Op(
+    "concatenate", infer=_concat_infer,
+    impl=lambda attrs, *xs: np.concatenate(xs, axis=attrs[0]),
+    vjp=_concat_vjp, jvp=_concat_jvp,
+    emit=lambda attrs, *xs: f"np.concatenate([{', '.join(xs)}], axis={attrs[0]})",
+    flops=_zero_flops,
+))
+
+
+def concatenate(arrays, axis=0):
+    """Join arrays along an existing axis (NumPy's ``concatenate``)."""
+    xs = [lift(a) for a in arrays]
+    if not xs:
+        raise ValueError("concatenate: need at least one array")
+    if axis is None:
+        xs, axis = [reshape(x, (-1,)) for x in xs], 0
+    axis = normalize_axis("concatenate", xs[0], axis)
+    if len(xs) == 1:
+        return xs[0]
+    return apply(_concat_op, tuple(xs), (axis,))
+
+
+def stack(arrays, axis=0):
+    """Join arrays along a new axis (NumPy's ``stack``)."""
+    xs = [lift(a) for a in arrays]
+    if not xs:
+        raise ValueError("stack: need at least one array")
+    for x in xs[1:]:
+        if x.ndim != xs[0].ndim or any(a is not None and b is not None and a != b
+                                       for a, b in zip(x.shape, xs[0].shape)):
+            raise ShapeError(f"stack: all arrays must have the same shape; got "
+                             f"{describe(xs[0])} and {describe(x)}")
+    axis = normalize_axis("stack", xs[0], axis, xs[0].ndim + 1)
+    return concatenate([expand_dims(x, axis) for x in xs], axis)
+
+
+# -- take (gather with an integer array) -------------------------------------------
+
+def _take_infer(attrs, a, idx):
+    axis, = attrs
+    if idx.dtype.kind not in "iu":
+        raise DTypeError(f"take: indices {idx.label()} must be integers, not {idx.dtype}")
+    if axis is None:
+        return idx.shape, a.dtype
+    return a.shape[:axis] + idx.shape + a.shape[axis + 1:], a.dtype
+
+
+def _take_grad_impl(attrs, g, idx, ref):
+    axis, = attrs
+    out = np.zeros(np.shape(ref), dtype=np.result_type(g))
+    if axis is None:
+        np.add.at(out.reshape(-1), np.asarray(idx).reshape(-1), np.reshape(g, -1))
+        return out
+    moved = np.moveaxis(out, axis, 0)
+    gm = np.moveaxis(np.asarray(g), list(range(axis, axis + np.ndim(idx))),
+                     list(range(np.ndim(idx))))
+    np.add.at(moved, idx, gm)
+    return out
+
+
+_TAKE_GRAD_SRC = '''def _take_grad(g, idx, shape, axis):
+    out = np.zeros(shape, dtype=g.dtype)
+    if axis is None:
+        np.add.at(out.reshape(-1), np.reshape(idx, -1), np.reshape(g, -1))
+        return out
+    moved = np.moveaxis(out, axis, 0)
+    gm = np.moveaxis(g, list(range(axis, axis + np.ndim(idx))), list(range(np.ndim(idx))))
+    np.add.at(moved, idx, gm)
+    return out
+'''
+
+_take_op = register(Op(
+    "take", infer=_take_infer,
+    impl=lambda attrs, a, idx: np.take(a, idx, axis=attrs[0]),
+    vjp=lambda out, g, needs: [make_node(_take_grad_op, (g, out.inputs[1], out.inputs[0]),
+                                         out.attrs) if is_float(out.inputs[0]) else None,
+                               None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    make_node(_take_op, (ts[0], out.inputs[1]), out.attrs),
+    emit=lambda attrs, a, idx: f"np.take({a}, {idx}, axis={attrs[0]})",
+    flops=_zero_flops,
+))
+
+_take_grad_op = register(Op(
+    "take_grad",
+    infer=lambda attrs, g, idx, ref: (ref.shape, g.dtype),
+    impl=_take_grad_impl,
+    vjp=lambda out, g, needs: [make_node(_take_op, (g, out.inputs[1]), out.attrs),
+                               None, None],
+    jvp=lambda out, ts: None if ts[0] is None else
+    make_node(_take_grad_op, (ts[0], out.inputs[1], out.inputs[2]), out.attrs),
+    emit=lambda attrs, g, idx, ref: f"_take_grad({g}, {idx}, {ref}.shape, {attrs[0]})",
+    helpers={"_take_grad": _TAKE_GRAD_SRC},
+    flops=lambda node: _size(node.inputs[0]),
+))
+
+
+def take(a, indices, axis=None):
+    """NumPy's ``take``: gather entries of ``a`` at integer ``indices``
+    along ``axis`` (None: of the flattened array). Repeated indices
+    accumulate their gradients."""
+    a = lift(a)
+    if not isinstance(indices, Var):
+        arr = np.asarray(indices)
+        if arr.dtype.kind not in "iu":
+            raise DTypeError(f"take: indices must be integers, got dtype {arr.dtype}")
+        indices = lift(arr.astype(np.int64))
+    if axis is not None:
+        axis = normalize_axis("take", a, axis)
+    if indices.op.name == "constant":
+        size = (int(np.prod(a.shape)) if shape_known(a.shape) else None) if axis is None \
+            else a.shape[axis]
+        vals = indices._const
+        if size is not None and vals.size and (vals.max() >= size or vals.min() < -size):
+            raise ShapeError(f"take: an index in {vals.tolist()} is out of bounds for "
+                             f"{'the flattened ' if axis is None else f'axis {axis} of '}"
+                             f"{describe(a)}")
+    return apply(_take_op, (a, indices), (axis,))
