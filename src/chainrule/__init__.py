@@ -19,7 +19,7 @@ from .ops import (abs, add, broadcast_to, cast, clip, concatenate, constant, cos
                   reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square,
                   squeeze, stack, stop_gradient, subtract, sum, take, tan, tanh,
                   tensordot, transpose, where, zeros_like)
-from .autodiff import grad, vjp
+from .autodiff import explain_jacobian, grad, hessian, hvp, jacobian, jvp, vjp
 from .function import Function, evaluate, function, inputs_of
 
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@ import numpy as np
 
 from .op import Op
 
+LEAF_OPS = frozenset({"placeholder", "constant", "parameter"})
 _ids = itertools.count()
 _last_id = [-1]
 
@@ -76,7 +77,8 @@ class Var:
 
     @property
     def is_leaf(self) -> bool:
-        return not self.inputs
+        """Placeholders, constants and parameters (not ops without inputs)."""
+        return self.op.name in LEAF_OPS
 
     def label(self) -> str:
         """How error messages refer to this node: its name or its op."""

@@ -37,9 +37,13 @@ class Op:
     emit: Callable[..., str]
     commutative: bool = False
     elementwise: bool = False
-    # Cost estimate in flops per output element (used by the jacobian mode
-    # choice); ops like matmul override with ``flops(attrs, out, *inputs)``.
+    # Cost estimate ``flops(node) -> float`` (used by the jacobian mode choice).
     flops: Callable[..., float] | None = None
+    # Batching rule (vmap): ``batch(out, args, batched) -> Var`` applies the op
+    # to ``args`` where ``batched[i]`` says args[i] carries an extra leading
+    # axis; returns the batched result. Elementwise ops need none (a generic
+    # rule covers them); jacobian/hessian use it to push many seeds at once.
+    batch: Callable[..., Any] | None = None
     # Helper functions the emitted code calls, as {name: python source};
     # the code generator pastes each one used into the generated module.
     helpers: dict = field(default_factory=dict)

@@ -527,3 +527,9 @@ def zeros_like(a, dtype=None):
 def ones_like(a, dtype=None):
     """Ones shaped like ``a``; no gradient flows."""
     return _fill(a, 1, dtype)
+
+
+# -- batching: elementwise ops use the generic rule; fills keep their op -------
+from .vmap import same_op_rule  # noqa: E402
+
+_full_like.batch = same_op_rule

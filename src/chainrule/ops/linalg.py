@@ -201,3 +201,51 @@ def outer(a, b):
     a, b = lift_pair(a, b)
     return expand_dims(reshape(a, (-1,)), 1) * expand_dims(reshape(b, (-1,)), 0)
 
+
+
+# -- batching rules (vmap) -------------------------------------------------------
+from .base import Var  # noqa: E402
+
+
+def _as_batched_matrix(x: Var, is_batched: bool, vec_axis: int, batch_rank: int):
+    """``x`` as a stack of matrices with a leading batch axis (size 1 when
+    not batched) and ``batch_rank`` broadcast axes after it."""
+    core = x.ndim - (1 if is_batched else 0)
+    if core == 1:
+        x = expand_dims(x, vec_axis)
+        core = 2
+    if not is_batched:
+        x = expand_dims(x, 0)
+    missing = batch_rank - (core - 2)
+    if missing:
+        x = expand_dims(x, tuple(range(1, 1 + missing)))
+    return x
+
+
+def _batch_matmul(out, args, batched):
+    (a, b), (ba, bb) = args, batched
+    core_a, core_b = a.ndim - ba, b.ndim - bb
+    rank = max(core_a, core_b, 2) - 2
+    res = matmul(_as_batched_matrix(a, ba, -2, rank), _as_batched_matrix(b, bb, -1, rank))
+    if core_b == 1:
+        res = squeeze(res, -1)
+    if core_a == 1:
+        res = squeeze(res, -2 if core_b != 1 else -1)
+    return res
+
+
+def _batch_tensordot(out, args, batched):
+    (a, b), (ba, bb) = args, batched
+    ax_a, ax_b = out.attrs
+    if ba and bb:  # never met in JVP/VJP graphs, which are linear in the seed
+        raise NotImplementedError("tensordot: batching both operands is not supported")
+    if ba:
+        return tensordot(a, b, (tuple(i + 1 for i in ax_a), ax_b))
+    res = tensordot(a, b, (ax_a, tuple(j + 1 for j in ax_b)))
+    nfa = a.ndim - len(ax_a)
+    perm = (nfa,) + tuple(i for i in range(res.ndim) if i != nfa)
+    return transpose(res, perm)
+
+
+_matmul_op.batch = _batch_matmul
+_tensordot_op.batch = _batch_tensordot

@@ -376,3 +376,13 @@ def sum_to_like(g, ref):
 
 __all__ = ["sum", "mean", "max", "min", "prod", "logsumexp", "softmax",
            "log_softmax", "sum_to_like"]
+
+
+# -- batching rules (vmap): the reduced axes move one to the right ------------
+from .vmap import shift_axes_rule, unbatch_rule  # noqa: E402
+
+for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _lse_op, _softmax_op,
+            _log_softmax_op):
+    _op.batch = shift_axes_rule
+_count_op.batch = lambda out, args, batched: (out, False)  # a shape function
+_sum_to_like_op.batch = unbatch_rule

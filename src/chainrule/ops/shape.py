@@ -553,3 +553,97 @@ def take(a, indices, axis=None):
                              f"{'the flattened ' if axis is None else f'axis {axis} of '}"
                              f"{describe(a)}")
     return apply(_take_op, (a, indices), (axis,))
+
+
+# -- batching rules (vmap): a leading batch axis is added to every operand ----
+from .vmap import broadcast_seed, shift_axes_rule, unbatch_rule  # noqa: E402
+
+_FULL = ("s", None, None, None)
+
+
+def _batch_broadcast_to(out, args, batched):
+    x = args[0]
+    k, target = x.shape[0], out.attrs[0]
+    missing = len(target) - (x.ndim - 1)
+    if missing:
+        x = expand_dims(x, tuple(range(1, 1 + missing)))
+    return broadcast_to(x, (k,) + target)
+
+
+def _batch_getitem_grad(out, args, batched):
+    g, ref = args
+    k = g.shape[0]
+    return make_node(_getitem_grad_op, (g, broadcast_seed(ref, k)),
+                     ((_FULL,) + out.attrs[0],))
+
+
+def _batch_take(out, args, batched):
+    a, idx = args
+    if batched[1]:
+        raise NotImplementedError("take: batching over the indices is not supported")
+    axis, = out.attrs
+    if axis is None:
+        return make_node(_take_op, (reshape(a, (a.shape[0], -1)), idx), (1,))
+    return make_node(_take_op, (a, idx), (axis + 1,))
+
+
+def _batch_take_grad(out, args, batched):
+    g, idx, ref = args
+    k, axis = g.shape[0], out.attrs[0]
+    if axis is None:
+        size = int(np.prod(ref.shape))
+        flat = make_node(_take_grad_op, (g, idx, broadcast_seed(reshape(ref, (size,)), k)),
+                         (1,))
+        return reshape(flat, (k,) + ref.shape)
+    return make_node(_take_grad_op, (g, idx, broadcast_seed(ref, k)), (axis + 1,))
+
+
+def _batch_concat(out, args, batched):
+    k = next(a.shape[0] for a, b in zip(args, batched) if b)
+    parts = [a if b else broadcast_seed(a, k) for a, b in zip(args, batched)]
+    return make_node(_concat_op, tuple(parts), (out.attrs[0] + 1,))
+
+
+_reshape_op.batch = lambda out, args, batched: reshape(args[0], (args[0].shape[0],) + out.shape)
+_transpose_op.batch = lambda out, args, batched: transpose(
+    args[0], (0,) + tuple(p + 1 for p in out.attrs[0]))
+_expand_dims_op.batch = shift_axes_rule
+_squeeze_op.batch = shift_axes_rule
+_broadcast_to_op.batch = _batch_broadcast_to
+_getitem_op.batch = lambda out, args, batched: make_node(
+    _getitem_op, (args[0],), ((_FULL,) + out.attrs[0],))
+_getitem_grad_op.batch = _batch_getitem_grad
+_take_op.batch = _batch_take
+_take_grad_op.batch = _batch_take_grad
+_concat_op.batch = _batch_concat
+for _op in (_reshape_like_op, _broadcast_like_op):
+    _op.batch = unbatch_rule
+
+
+# -- identity seeds for jacobians ------------------------------------------------
+
+def _eye_impl(attrs):
+    shape, dt = attrs
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.eye(n, dtype=dt).reshape((n,) + shape)
+
+
+_eye_op = register(Op(
+    "eye",
+    infer=lambda attrs: (((int(np.prod(attrs[0], dtype=np.int64)),) + attrs[0]),
+                         np.dtype(attrs[1])),
+    impl=_eye_impl,
+    vjp=lambda out, g, needs: [],
+    jvp=lambda out, ts: None,
+    emit=lambda attrs: (f"np.eye({int(np.prod(attrs[0], dtype=np.int64))}, "
+                        f"dtype=np.{np.dtype(attrs[1]).name})"
+                        + ("" if len(attrs[0]) == 1 else
+                           f".reshape({(int(np.prod(attrs[0], dtype=np.int64)),) + attrs[0]})")),
+    flops=_size,
+))
+
+
+def eye_seed(shape, dtype) -> Var:
+    """The n seed vectors of a Jacobian sweep: ``eye(n)`` shaped
+    ``(n,) + shape`` (n = prod(shape)), computed at run time."""
+    return make_node(_eye_op, (), (tuple(shape), np.dtype(dtype).str))

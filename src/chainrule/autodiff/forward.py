@@ -1,0 +1,68 @@
+"""Forward mode: one sweep along the topological order that appends JVP
+nodes (Theano's ``Rop``). Missing tangents are symbolic zeros (``None``)."""
+
+from __future__ import annotations
+
+from ..errors import NotDifferentiableError
+from ..ir import depends_on, flatten, topo_order
+from ..ops.base import describe, fmt_shape, is_float, zeros_for
+from .reverse import _compatible, as_seed
+
+
+def push_forward(outputs, wrt, tangents):
+    """Tangents of ``outputs`` (``None`` for a symbolic zero) given tangents
+    for the nodes in ``wrt``."""
+    order = topo_order(outputs)
+    live = depends_on(order, wrt)
+    tan = {}
+    for w, t in zip(wrt, tangents):
+        if t is not None:
+            tan[w.id] = t
+    for node in order:
+        if node.id in tan or node.id not in live or not node.inputs:
+            continue
+        ts = [tan.get(i.id) for i in node.inputs]
+        if all(t is None for t in ts) or not is_float(node):
+            continue
+        if not node.op.differentiable:
+            raise NotDifferentiableError(
+                f"{node.op.name} has no derivative, but a tangent must flow through it "
+                f"from {', '.join(i.label() for i, t in zip(node.inputs, ts) if t is not None)}"
+                f"; wrap it in cr.stop_gradient if that is intended")
+        t = node.op.jvp(node, ts)
+        if t is not None:
+            if not _compatible(t.shape, node.shape):
+                raise AssertionError(
+                    f"internal error: the JVP of {node.op.name} gave a tangent of shape "
+                    f"{fmt_shape(t.shape)} for {describe(node)}")
+            if t.dtype != node.dtype:
+                from ..ops import cast
+                t = cast(t, node.dtype)
+            tan[node.id] = t
+    return [tan.get(o.id) for o in outputs]
+
+
+def jvp(outputs, wrt, tangents):
+    """Jacobian-vector product (forward mode, Theano's ``Rop``).
+
+    ``tangents`` has the structure of ``wrt`` (Vars or arrays); the result
+    has the structure of ``outputs``, each entry shaped like its output.
+
+    >>> import chainrule as cr
+    >>> x = cr.placeholder("x", (3,))
+    >>> cr.evaluate(cr.jvp(x * x, x, [1.0, 0.0, 2.0]), {"x": [1.0, 2.0, 3.0]})
+    array([ 2.,  0., 12.])
+    """
+    leaves, _ = flatten(wrt, "wrt")
+    if hasattr(wrt, "shape"):  # a single Var
+        ts = [tangents]
+    elif isinstance(wrt, dict):
+        ts = [tangents[k] for k in wrt]
+    else:
+        ts = list(tangents)
+    if len(ts) != len(leaves):
+        raise ValueError(f"jvp: got {len(ts)} tangents for {len(leaves)} wrt Vars")
+    ts = [as_seed(t, w, "jvp: tangent") for t, w in zip(ts, leaves)]
+    outs, rebuild = flatten(outputs, "outputs")
+    results = push_forward(outs, leaves, ts)
+    return rebuild([zeros_for(o) if r is None else r for r, o in zip(results, outs)])
