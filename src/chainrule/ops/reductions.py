@@ -173,6 +173,10 @@ _min_op, min = _reduction("min", np.min, _extreme_vjp, _extreme_jvp, dtype_fn=_k
 def _prod_partials(out):
     x = out.inputs[0]
     axes, keepdims = out.attrs
+    if all(x.shape[a] is not None for a in axes):
+        return _product_of_others(x, axes)
+    # Unknown group size: prod / x, patched where x_i == 0. Right to first
+    # order; its own derivative misses the cross terms between two zeros.
     is_zero = equal(x, 0)
     nonzero = where(is_zero, 1, x)
     prod_nonzero = _expand(prod(nonzero, axes, keepdims), x, axes, keepdims)
@@ -182,6 +186,42 @@ def _prod_partials(out):
     # only zero, and 0 if there is another one
     at_zero = where(equal(zeros, 1), prod_nonzero, 0)
     return where(is_zero, at_zero, others)
+
+
+def _product_of_others(x, axes):
+    """For each entry of ``x``, the product of the other entries of its
+    group (the ``axes`` reduced), as (product of those before it) times
+    (product of those after it), each a log-depth scan of slices and
+    multiplies. No division, so zeros need no special case, and the result
+    differentiates correctly again: ``prod / x`` patched at zeros gets the
+    Hessian wrong where a group holds two zeros."""
+    from .elementwise import ones_like
+    from .shape import _reshape_like_op, concatenate, reshape, transpose
+
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    if n == 0:  # x is empty
+        return x
+    kept = [i for i in range(x.ndim) if i not in axes]
+    perm = tuple(kept + list(axes))
+    xt = transpose(x, perm)  # the group's axes last, then flattened into one
+    y = reshape(xt, (-1, n))
+
+    def before(v):  # before(v)[:, i] = prod(v[:, :i])
+        shift, p = 1, concatenate([ones_like(v[:, :1]), v[:, :-1]], axis=1)
+        while shift < n:
+            p = p * concatenate([ones_like(p[:, :shift]), p[:, :-shift]], axis=1)
+            shift *= 2
+        return p
+
+    others = before(y) * before(y[:, ::-1])[:, ::-1]
+    others = reshape(others, xt.shape) if shape_known(xt.shape) else \
+        make_node(_reshape_like_op, (others, xt))
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return transpose(others, tuple(inverse))
 
 
 def _prod_vjp(out, g, needs):
