@@ -1,9 +1,106 @@
-"""Graph rewrites. Until the optimizer lands, the pipeline is dead-node
-removal, which the topological order of the outputs already performs."""
+"""Graph rewrites: common-subexpression elimination, constant folding,
+algebraic simplification, stabilisation and dead-node elimination.
+
+Each pass is callable alone on a list of Vars; :func:`optimize` runs the
+default pipeline on any output structure.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 
-def optimize_vars(outputs):
-    """The default pipeline on a flat list of Vars (returns a new list)."""
+from ..ir import flatten, topo_order
+from .algebra import ALGEBRA
+from .collect import collect
+from .fold import FOLDING
+from .rewrite import Rule, RuleTable, rewrite
+from .stabilize import STABILITY
+
+TABLES = {"algebra": ALGEBRA, "stability": STABILITY, "folding": FOLDING}
+
+
+def cse(outputs):
+    """Merge structurally equal nodes (hash-consing rebuild)."""
+    return rewrite(list(outputs), [])
+
+
+def constant_fold(outputs, report=None):
+    """Evaluate ops whose inputs are all constants."""
+    return rewrite(list(outputs), [FOLDING], report)
+
+
+def simplify(outputs, report=None):
+    """Algebraic simplification (identities, negation, like terms, shapes)."""
+    return rewrite(list(outputs), [ALGEBRA, FOLDING], report)
+
+
+def stabilize(outputs, report=None):
+    """Rewrite overflow-prone patterns (log(sigmoid), log(sum(exp)), ...)."""
+    return rewrite(list(outputs), [STABILITY], report)
+
+
+def dce(outputs):
+    """Dead-node elimination: only what the outputs reach is kept. Graphs
+    are immutable and a compiled program is the topological order of its
+    outputs, so this returns the outputs unchanged."""
     return list(outputs)
+
+
+PASSES = {"cse": cse, "constant_fold": constant_fold, "simplify": simplify,
+          "stabilize": stabilize, "collect": collect, "dce": dce}
+DEFAULT_PIPELINE = ("cse", "stabilize", "simplify", "dce")
+
+
+def optimize_vars(outputs, passes=None, report=None):
+    """Run ``passes`` (default: the standard pipeline) on a list of Vars."""
+    outs = list(outputs)
+    report = Counter() if report is None else report
+    names = DEFAULT_PIPELINE if passes is None else passes
+    combined = names == DEFAULT_PIPELINE
+    if combined:  # one rewrite with every table reaches a joint fixpoint
+        tables = [STABILITY, ALGEBRA, FOLDING]
+        outs = rewrite(outs, tables, report)
+        trial = Counter()
+        collected = rewrite(collect(outs), tables, trial)
+        if len(topo_order(collected)) < len(topo_order(outs)):
+            report["collect_like_terms"] += 1
+            report.update(trial)
+            outs = collected
+        return outs
+    for name in names:
+        fn = PASSES[name] if isinstance(name, str) else name
+        try:
+            outs = fn(outs, report)
+        except TypeError:
+            outs = fn(outs)
+    return outs
+
+
+def optimize(outputs, passes=None, trace=False):
+    """Return outputs equivalent to ``outputs`` (same structure) after the
+    default pipeline: CSE, constant folding, algebraic simplification,
+    stabilisation and dead-node elimination. ``passes`` is a list of pass
+    names (see ``PASSES``) or callables. With ``trace=True`` returns
+    ``(outputs, report)`` where report counts how often each rule fired.
+
+    >>> import chainrule as cr
+    >>> x = cr.placeholder("x")
+    >>> cr.pprint(cr.optimize(cr.log(cr.exp(x)) * 1))
+    'x'
+    """
+    leaves, rebuild = flatten(outputs, "outputs")
+    report = Counter()
+    result = rebuild(optimize_vars(leaves, passes, report))
+    return (result, dict(report)) if trace else result
+
+
+def count_nodes(outputs) -> int:
+    """How many nodes the outputs reach (leaves included)."""
+    leaves, _ = flatten(outputs, "outputs")
+    return len(topo_order(leaves))
+
+
+__all__ = ["optimize", "optimize_vars", "cse", "constant_fold", "simplify",
+           "stabilize", "dce", "count_nodes", "Rule", "RuleTable", "rewrite",
+           "TABLES", "PASSES", "DEFAULT_PIPELINE"]
+

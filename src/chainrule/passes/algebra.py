@@ -1,0 +1,490 @@
+"""Algebraic simplification rules (the "canonicalize" stage).
+
+Each rule is a small function of the node at the root of its pattern. A
+rule never changes the exact result beyond floating-point reassociation and
+never hides a NaN or inf: rules that drop an operand (``x * 0``, ``x - x``,
+``x / x``) fire only when ``facts`` proves the operand finite (non-zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..ops.base import constant_var
+from .facts import const, is_value, known_finite, known_positive, uniform
+from .rewrite import RuleTable
+
+ALGEBRA = RuleTable("algebra")
+rule = ALGEBRA.rule
+
+
+def _same(x, node) -> bool:
+    return x.shape == node.shape and x.dtype == node.dtype
+
+
+def _fill(node, value):
+    return constant_var(np.full(node.shape, value, dtype=node.dtype))
+
+
+def _scalar(value, dtype):
+    return constant_var(np.asarray(value, dtype=dtype))
+
+
+# -- identities of 0 and 1 -----------------------------------------------------
+
+@rule("add")
+def add_zero(n):
+    """x + 0 -> x"""
+    a, b = n.inputs
+    if is_value(b, 0) and _same(a, n):
+        return a
+    if is_value(a, 0) and _same(b, n):
+        return b
+
+
+@rule("subtract")
+def sub_zero(n):
+    """x - 0 -> x"""
+    a, b = n.inputs
+    if is_value(b, 0) and _same(a, n):
+        return a
+
+
+@rule("subtract")
+def zero_sub(n):
+    """0 - x -> -x"""
+    a, b = n.inputs
+    if is_value(a, 0) and _same(b, n):
+        return ops.negative(b)
+
+
+@rule("multiply")
+def mul_one(n):
+    """x * 1 -> x"""
+    a, b = n.inputs
+    if is_value(b, 1) and _same(a, n):
+        return a
+    if is_value(a, 1) and _same(b, n):
+        return b
+
+
+@rule("multiply")
+def mul_minus_one(n):
+    """x * -1 -> -x"""
+    a, b = n.inputs
+    if is_value(b, -1) and _same(a, n):
+        return ops.negative(a)
+    if is_value(a, -1) and _same(b, n):
+        return ops.negative(b)
+
+
+@rule("multiply")
+def mul_zero(n):
+    """x * 0 -> 0, only when x is known finite (inf * 0 is NaN)"""
+    a, b = n.inputs
+    for x, z in ((a, b), (b, a)):
+        if is_value(z, 0) and known_finite(x) and not np.signbit(uniform(z)):
+            return _fill(n, 0)
+
+
+@rule("divide")
+def div_one(n):
+    """x / 1 -> x"""
+    a, b = n.inputs
+    if is_value(b, 1) and _same(a, n):
+        return a
+
+
+@rule("divide")
+def div_pow2(n):
+    """x / c -> x * (1/c) when c is a power of two (exact)"""
+    a, b = n.inputs
+    c = uniform(b)
+    if c is None or b.ndim or n.dtype.kind != "f" or c == 0 or not np.isfinite(c):
+        return None
+    m, _ = np.frexp(c)
+    if abs(m) == 0.5:
+        return ops.multiply(a, _scalar(1.0 / c, b.dtype))
+
+
+@rule("power")
+def pow_one(n):
+    """x ** 1 -> x"""
+    a, b = n.inputs
+    if is_value(b, 1) and _same(a, n):
+        return a
+
+
+@rule("power")
+def pow_zero(n):
+    """x ** 0 -> 1 (also for NaN and inf, as IEEE and NumPy define it)"""
+    a, b = n.inputs
+    if is_value(b, 0) and n.dtype.kind == "f":
+        return _fill(n, 1)
+
+
+@rule("power")
+def pow_small_int(n):
+    """x ** 2 -> square(x), x ** 3 -> x * square(x), x ** 4 -> square(square(x)),
+    x ** -1 -> 1 / x, x ** -2 -> 1 / square(x), x ** 0.5 -> sqrt(x)"""
+    a, b = n.inputs
+    c = uniform(b)
+    if c is None or b.ndim or not _same(a, n) or n.dtype.kind != "f":
+        return None
+    one = _scalar(1, n.dtype)
+    table = {
+        2: lambda: ops.square(a),
+        3: lambda: ops.multiply(a, ops.square(a)),
+        4: lambda: ops.square(ops.square(a)),
+        -1: lambda: ops.divide(one, a),
+        -2: lambda: ops.divide(one, ops.square(a)),
+        0.5: lambda: ops.sqrt(a),
+    }
+    make = table.get(c)
+    return make() if make else None
+
+
+# -- negation --------------------------------------------------------------------
+
+@rule("negative")
+def neg_neg(n):
+    """-(-x) -> x"""
+    x = n.inputs[0]
+    if x.op.name == "negative":
+        return x.inputs[0]
+
+
+@rule("negative")
+def neg_sub(n):
+    """-(a - b) -> b - a"""
+    x = n.inputs[0]
+    if x.op.name == "subtract" and _same(x, n):
+        a, b = x.inputs
+        return ops.subtract(b, a)
+
+
+@rule("multiply")
+def neg_out_of_mul(n):
+    """(-a) * b -> -(a * b): negations move up where they can cancel"""
+    a, b = n.inputs
+    if a.op.name == "negative":
+        return ops.negative(ops.multiply(a.inputs[0], b))
+    if b.op.name == "negative":
+        return ops.negative(ops.multiply(a, b.inputs[0]))
+
+
+@rule("divide")
+def neg_out_of_div(n):
+    """(-a) / b -> -(a / b), a / (-b) -> -(a / b)"""
+    a, b = n.inputs
+    if a.op.name == "negative":
+        return ops.negative(ops.divide(a.inputs[0], b))
+    if b.op.name == "negative":
+        return ops.negative(ops.divide(a, b.inputs[0]))
+
+
+@rule("add")
+def add_neg(n):
+    """a + (-b) -> a - b"""
+    a, b = n.inputs
+    if b.op.name == "negative":
+        return ops.subtract(a, b.inputs[0])
+    if a.op.name == "negative":
+        return ops.subtract(b, a.inputs[0])
+
+
+@rule("subtract")
+def sub_neg(n):
+    """a - (-b) -> a + b"""
+    a, b = n.inputs
+    if b.op.name == "negative":
+        return ops.add(a, b.inputs[0])
+
+
+@rule("subtract")
+def neg_sub_x(n):
+    """(-a) - b -> -(a + b)"""
+    a, b = n.inputs
+    if a.op.name == "negative":
+        return ops.negative(ops.add(a.inputs[0], b))
+
+
+@rule("sum", "mean")
+def reduce_neg(n):
+    """sum(-x) -> -sum(x) (negate the small result, not the large input)"""
+    x = n.inputs[0]
+    if x.op.name == "negative":
+        return ops.negative(type_of(n)(x.inputs[0], n.attrs[0], n.attrs[1]))
+
+
+def type_of(n):
+    return {"sum": ops.sum, "mean": ops.mean}[n.op.name]
+
+
+# -- self-cancellation and like terms ------------------------------------------
+
+@rule("subtract")
+def sub_self(n):
+    """x - x -> 0 when x is known finite"""
+    a, b = n.inputs
+    if a is b and known_finite(a):
+        return _fill(n, 0)
+
+
+@rule("divide")
+def div_self(n):
+    """x / x -> 1 when x is known finite and positive"""
+    a, b = n.inputs
+    if a is b and known_finite(a) and known_positive(a):
+        return _fill(n, 1)
+
+
+@rule("add")
+def add_self(n):
+    """x + x -> 2 * x"""
+    a, b = n.inputs
+    if a is b and n.dtype.kind == "f":
+        return ops.multiply(_scalar(2, n.dtype), a)
+
+
+@rule("multiply")
+def mul_self(n):
+    """x * x -> square(x)"""
+    a, b = n.inputs
+    if a is b:
+        return ops.square(a)
+
+
+@rule("add")
+def add_scaled(n):
+    """c1 * x + c2 * x -> (c1 + c2) * x, and x + c * x -> (1 + c) * x"""
+    a, b = n.inputs
+    if n.dtype.kind != "f":
+        return None
+    ca, xa = _split_coeff(a)
+    cb, xb = _split_coeff(b)
+    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n):
+        total = ca + cb
+        if total == 0:
+            return _fill(n, 0) if known_finite(xa) else None
+        return ops.multiply(_scalar(total, n.dtype), xa)
+
+
+@rule("subtract")
+def sub_scaled(n):
+    """c1 * x - c2 * x -> (c1 - c2) * x"""
+    a, b = n.inputs
+    if n.dtype.kind != "f":
+        return None
+    ca, xa = _split_coeff(a)
+    cb, xb = _split_coeff(b)
+    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n):
+        total = ca - cb
+        if total == 0:
+            return _fill(n, 0) if known_finite(xa) else None
+        return ops.multiply(_scalar(total, n.dtype), xa)
+
+
+def _split_coeff(v):
+    """``c * x`` -> (c, x) for a scalar constant c; anything else -> (1, v)."""
+    if v.op.name == "multiply":
+        a, b = v.inputs
+        for c, x in ((a, b), (b, a)):
+            u = uniform(c)
+            if u is not None and c.ndim == 0:
+                return u, x
+    return 1, v
+
+
+@rule("multiply")
+def mul_consts(n):
+    """c1 * (c2 * x) -> (c1 * c2) * x"""
+    a, b = n.inputs
+    for c, rest in ((a, b), (b, a)):
+        u = uniform(c)
+        if u is None or c.ndim or rest.op.name != "multiply":
+            continue
+        for c2, x in ((rest.inputs[0], rest.inputs[1]), (rest.inputs[1], rest.inputs[0])):
+            u2 = uniform(c2)
+            if u2 is not None and c2.ndim == 0 and _same(x, n):
+                return ops.multiply(_scalar(u * u2, n.dtype), x)
+
+
+@rule("add")
+def add_consts(n):
+    """c1 + (c2 + x) -> (c1 + c2) + x"""
+    a, b = n.inputs
+    for c, rest in ((a, b), (b, a)):
+        u = uniform(c)
+        if u is None or c.ndim or rest.op.name != "add":
+            continue
+        for c2, x in ((rest.inputs[0], rest.inputs[1]), (rest.inputs[1], rest.inputs[0])):
+            u2 = uniform(c2)
+            if u2 is not None and c2.ndim == 0 and _same(x, n):
+                return ops.add(_scalar(u + u2, n.dtype), x)
+
+
+@rule("multiply", "add", "subtract", "divide", "maximum", "minimum", "power")
+def shrink_uniform_const(n):
+    """x * full(shape, c) -> x * c when x alone already has the result's
+    shape (mul by a broadcast constant)"""
+    a, b = n.inputs
+    for c, x, pos in ((b, a, 1), (a, b, 0)):
+        if c.ndim == 0 or const(c) is None or not _same(x, n):
+            continue
+        u = uniform(c)
+        if u is None or c.dtype != n.dtype:
+            continue
+        s = _scalar(u, c.dtype)
+        args = (x, s) if pos == 1 else (s, x)
+        return _BUILD[n.op.name](*args)
+
+
+_BUILD = {"multiply": ops.multiply, "add": ops.add, "subtract": ops.subtract,
+          "divide": ops.divide, "maximum": ops.maximum, "minimum": ops.minimum,
+          "power": ops.power}
+
+
+@rule("multiply")
+def mul_broadcast(n):
+    """x * broadcast_to(y, s) -> x * y when broadcasting x alone gives s"""
+    a, b = n.inputs
+    for bc, x in ((b, a), (a, b)):
+        if bc.op.name == "broadcast_to" and _same(x, n):
+            return ops.multiply(x, bc.inputs[0])
+
+
+# -- exp/log, sqrt/square, abs -------------------------------------------------------
+
+@rule("log")
+def log_exp(n):
+    """log(exp(x)) -> x (exact, and finite where exp overflows)"""
+    x = n.inputs[0]
+    if x.op.name == "exp":
+        return x.inputs[0]
+
+
+@rule("exp")
+def exp_log(n):
+    """exp(log(x)) -> x when x is known positive (else log gives NaN)"""
+    x = n.inputs[0]
+    if x.op.name == "log" and known_positive(x.inputs[0]):
+        return x.inputs[0]
+
+
+@rule("sqrt")
+def sqrt_square(n):
+    """sqrt(square(x)) -> abs(x)"""
+    x = n.inputs[0]
+    if x.op.name == "square":
+        return ops.abs(x.inputs[0])
+
+
+@rule("abs")
+def abs_idempotent(n):
+    """abs(abs(x)) -> abs(x), abs(-x) -> abs(x), abs(square(x)) -> square(x)"""
+    x = n.inputs[0]
+    if x.op.name in ("abs", "negative"):
+        return ops.abs(x.inputs[0]) if x.op.name == "negative" else x
+    if x.op.name in ("square", "exp", "sigmoid"):
+        return x
+
+
+@rule("square")
+def square_neg(n):
+    """square(-x) -> square(x), square(abs(x)) -> square(x)"""
+    x = n.inputs[0]
+    if x.op.name in ("negative", "abs"):
+        return ops.square(x.inputs[0])
+
+
+# -- shapes ----------------------------------------------------------------------
+
+@rule("transpose")
+def transpose_transpose(n):
+    """transpose(transpose(x)) -> one transpose (or x)"""
+    x = n.inputs[0]
+    if x.op.name == "transpose":
+        return ops.transpose(x.inputs[0], tuple(x.attrs[0][p] for p in n.attrs[0]))
+
+
+@rule("reshape")
+def reshape_reshape(n):
+    """reshape(reshape(x)) -> reshape(x); reshape to its own shape -> x"""
+    x = n.inputs[0]
+    if x.op.name in ("reshape", "expand_dims", "squeeze"):
+        return ops.reshape(x.inputs[0], n.shape)
+    if x.shape == n.shape:
+        return x
+
+
+@rule("squeeze")
+def squeeze_expand(n):
+    """squeeze(expand_dims(x, a), a) -> x"""
+    x = n.inputs[0]
+    if x.op.name == "expand_dims" and x.attrs == n.attrs:
+        return x.inputs[0]
+
+
+@rule("broadcast_to")
+def broadcast_noop(n):
+    """broadcast_to(x, x.shape) -> x; broadcast_to(broadcast_to(x)) -> one"""
+    x = n.inputs[0]
+    if x.shape == n.shape:
+        return x
+    if x.op.name == "broadcast_to":
+        return ops.broadcast_to(x.inputs[0], n.shape)
+
+
+@rule("sum")
+def sum_of_broadcast(n):
+    """sum(broadcast_to(x, s)) over exactly the broadcast axes -> x * count"""
+    b = n.inputs[0]
+    if b.op.name != "broadcast_to" or n.dtype.kind != "f":
+        return None
+    x = b.inputs[0]
+    axes, keepdims = n.attrs
+    lead = b.ndim - x.ndim
+    bcast = [i for i in range(b.ndim)
+             if i < lead or (x.shape[i - lead] == 1 and b.shape[i] != 1)]
+    if set(axes) != set(bcast) and not (x.ndim == 0 and len(axes) == b.ndim):
+        return None
+    count = 1
+    for i in axes:
+        count *= b.shape[i]
+    core = ops.reshape(x, n.shape) if x.shape != n.shape else x
+    return ops.multiply(core, _scalar(count, n.dtype))
+
+
+@rule("sum", "mean", "max", "min", "prod")
+def reduce_size_one(n):
+    """a reduction over axes of size 1 is a reshape"""
+    x = n.inputs[0]
+    axes, _ = n.attrs
+    if axes and all(x.shape[a] == 1 for a in axes) and x.dtype == n.dtype:
+        return ops.reshape(x, n.shape)
+
+
+@rule("where")
+def where_same(n):
+    """where(c, x, x) -> x"""
+    c, a, b = n.inputs
+    if a is b and _same(a, n):
+        return a
+
+
+@rule("maximum", "minimum")
+def extreme_self(n):
+    """maximum(x, x) -> x"""
+    a, b = n.inputs
+    if a is b:
+        return a
+
+
+@rule("cast")
+def cast_noop(n):
+    """cast(x, x.dtype) -> x"""
+    x = n.inputs[0]
+    if x.dtype == n.dtype:
+        return x

@@ -1,0 +1,303 @@
+"""Collecting like terms: elementwise arithmetic as polynomials.
+
+Nested derivatives are sums of products of a few atoms (``tanh(x)``,
+``sin(x)``, ``exp(x)``, ``1 / (1 + x**2)``...). Repeated ``grad`` writes
+them with ever more repetition; rewriting each maximal tree of ``+ - * /
+square, integer power`` as a polynomial over its atoms (coefficient times a
+product of atom powers), merging equal monomials, and printing it back keeps
+the k-th derivative polynomial in k instead of exponential.
+
+Safety: a monomial whose coefficient cancels to zero is dropped only if
+every atom in it is a total function (finite on finite inputs; overflow is
+rounding) and every input it reads is still read by the terms that remain,
+so a NaN in an input still reaches the result. Atom powers cancel (f/f)
+only for atoms known positive. The pass is kept only when it makes the
+graph smaller (``optimize`` compares node counts).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from .. import ops
+from ..ir import make_node, topo_order
+from ..ops.base import constant_var
+from .facts import known_positive
+
+ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
+MAX_TERMS = 24        # a form larger than this stays an atom for its users
+MAX_PRODUCT = 64      # cap on the terms of a product before giving up
+MAX_POWER = 8
+# ops that are finite on finite inputs (overflow aside): safe to cancel
+_TOTAL = {"add", "subtract", "negative", "multiply", "square", "exp", "sin", "cos",
+          "tanh", "sigmoid", "softplus", "erf", "abs", "relu", "sign", "maximum",
+          "minimum", "where", "expm1", "sum", "mean", "max", "min", "matmul",
+          "transpose", "reshape", "getitem", "broadcast_to", "expand_dims", "squeeze",
+          "cast", "stop_gradient", "softmax", "log_softmax", "logsumexp", "clip",
+          "concatenate", "tensordot", "take", "placeholder", "parameter", "constant",
+          "eye", "full_like", "count", "prod"}
+
+
+class _Poly:
+    """{monomial: coefficient}; a monomial is a sorted tuple of
+    (atom id, power). The empty monomial is the constant term."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms):
+        self.terms = terms
+
+    @staticmethod
+    def const(c):
+        return _Poly({(): c} if c != 0 else {})
+
+    @staticmethod
+    def atom(aid):
+        return _Poly({((aid, 1),): 1})
+
+    def __len__(self):
+        return len(self.terms)
+
+    def add(self, other, sign=1):
+        out = dict(self.terms)
+        for m, c in other.terms.items():
+            out[m] = out.get(m, 0) + sign * c
+        return _Poly(out)
+
+    def scale(self, k):
+        return _Poly({m: c * k for m, c in self.terms.items()})
+
+    def mul(self, other, positive):
+        if len(self) * len(other) > MAX_PRODUCT:
+            return None
+        out = {}
+        for m1, c1 in self.terms.items():
+            for m2, c2 in other.terms.items():
+                m = _mono_mul(m1, m2, positive)
+                if m is None:
+                    return None
+                out[m] = out.get(m, 0) + c1 * c2
+        return _Poly(out)
+
+
+def _mono_mul(m1, m2, positive):
+    powers = dict(m1)
+    for a, p in m2:
+        q = powers.get(a, 0) + p
+        if q == 0:
+            if not positive(a):
+                return None  # f * f**-1 -> 1 would hide f == 0
+            del powers[a]
+        else:
+            powers[a] = q
+    return tuple(sorted(powers.items()))
+
+
+def _scalar_const(v):
+    if v.op.name == "constant" and v.ndim == 0:
+        x = v._const.item()
+        if isinstance(x, float) and not np.isfinite(x):
+            return None
+        return x
+    return None
+
+
+def _coeff(x):
+    """Exact arithmetic on coefficients: small floats become Fractions."""
+    if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
+        return int(x)
+    return Fraction(x) if isinstance(x, float) else x
+
+
+def collect(outputs):
+    """Rewrite every maximal elementwise-arithmetic tree as a collected
+    polynomial over its atoms; returns the new outputs."""
+    order = topo_order(outputs)
+    atoms = {}          # atom id -> Var (rebuilt)
+    positive_cache = {}
+    total_cache = {}
+    leaves_cache = {}
+    forms = {}          # node id -> _Poly or None (not representable)
+    rebuilt = {}        # node id -> rebuilt Var
+
+    def positive(aid):
+        if aid not in positive_cache:
+            positive_cache[aid] = known_positive(atoms[aid])
+        return positive_cache[aid]
+
+    def total(v):
+        return total_cache.get(v.id, False)
+
+    def leaves(v):
+        return leaves_cache.get(v.id, frozenset())
+
+    def remember(v):
+        # facts about a rebuilt Var: is it total, which inputs does it read
+        if v.id in total_cache:
+            return
+        for n in topo_order([v]):
+            if n.id in total_cache:
+                continue
+            total_cache[n.id] = n.op.name in _TOTAL and all(total_cache[i.id] for i in n.inputs)
+            if n.op.name in ("placeholder", "parameter"):
+                leaves_cache[n.id] = frozenset([n.id])
+            else:
+                acc = frozenset()
+                for i in n.inputs:
+                    acc |= leaves_cache[i.id]
+                leaves_cache[n.id] = acc
+
+    def as_atom(v):
+        remember(v)
+        atoms[v.id] = v
+        return _Poly.atom(v.id)
+
+    def operand(i, root):
+        """The form of input ``i`` as seen from ``root``."""
+        c = _scalar_const(i)
+        if c is not None:
+            return _Poly.const(_coeff(c))
+        f = forms.get(i.id)
+        if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype:
+            return f
+        return as_atom(rebuilt[i.id])
+
+    def form_of(n):
+        name = n.op.name
+        if name not in ARITH or n.dtype.kind != "f":
+            return None
+        xs = [operand(i, n) for i in n.inputs]
+        if name == "add":
+            return xs[0].add(xs[1])
+        if name == "subtract":
+            return xs[0].add(xs[1], -1)
+        if name == "negative":
+            return xs[0].scale(-1)
+        if name == "multiply":
+            return xs[0].mul(xs[1], positive)
+        if name == "square":
+            return xs[0].mul(xs[0], positive)
+        if name == "divide":
+            inv = _invert(xs[1], n.inputs[1], as_atom, rebuilt)
+            return None if inv is None else xs[0].mul(inv, positive)
+        if name == "power":
+            k = _scalar_const(n.inputs[1])
+            if k is None or k != int(k) or abs(k) > MAX_POWER:
+                return None
+            k = int(k)
+            base = xs[0]
+            if k < 0:
+                base = _invert(base, n.inputs[0], as_atom, rebuilt)
+                if base is None:
+                    return None
+                k = -k
+            out = _Poly.const(1)
+            for _ in range(k):
+                out = out.mul(base, positive)
+                if out is None:
+                    return None
+            return out
+        return None
+
+    for n in order:
+        if not n.inputs:
+            rebuilt[n.id] = n
+            remember(n)
+            continue
+        f = form_of(n)
+        if f is not None:
+            f = _drop_cancelled(f, atoms, total, leaves)
+        if f is not None:
+            forms[n.id] = f
+            rebuilt[n.id] = _print(f, atoms, n)
+        else:
+            ins = tuple(rebuilt[i.id] for i in n.inputs)
+            same = all(a is b for a, b in zip(ins, n.inputs))
+            rebuilt[n.id] = n if same else make_node(n.op, ins, n.attrs)
+    return [rebuilt[o.id] for o in outputs]
+
+
+def _invert(p, node, as_atom, rebuilt):
+    """1 / p: exact for a single monomial; otherwise the (printed)
+    denominator becomes an atom with power -1."""
+    if len(p) == 0:
+        return None
+    if len(p) == 1:
+        (m, c), = p.terms.items()
+        return _Poly({tuple((a, -e) for a, e in m): Fraction(1) / Fraction(c)})
+    (m, _), = as_atom(rebuilt[node.id]).terms.items()
+    return _Poly({tuple((a, -e) for a, e in m): 1})
+
+
+def _drop_cancelled(f, atoms, total, leaves):
+    """Drop monomials whose coefficient cancelled to zero, or return None
+    when dropping one could hide a NaN or inf (see the module docstring)."""
+    zero = [m for m, c in f.terms.items() if c == 0]
+    if not zero:
+        return f
+    keep = {m: c for m, c in f.terms.items() if c != 0}
+    kept_leaves = frozenset()
+    for m in keep:
+        for a, _ in m:
+            kept_leaves |= leaves(atoms[a])
+    for m in zero:
+        for a, _ in m:
+            if not total(atoms[a]) or not leaves(atoms[a]) <= kept_leaves:
+                return None
+    return _Poly(keep)
+
+
+def _const(value, dtype):
+    return constant_var(np.asarray(float(value), dtype=dtype))
+
+
+def _power(v, k, dtype):
+    if k == 1:
+        return v
+    if k == 2:
+        return ops.square(v)
+    if k == 3:
+        return ops.multiply(v, ops.square(v))
+    if k == 4:
+        return ops.square(ops.square(v))
+    return ops.power(v, _const(k, dtype))
+
+
+def _print(f, atoms, like):
+    """Build the graph of a polynomial, shaped and typed like ``like``."""
+    dtype = like.dtype
+    pos, neg = [], []
+    for m in sorted(f.terms, key=lambda m: (sum(abs(e) for _, e in m), m)):
+        c = f.terms[m]
+        num = [_power(atoms[a], e, dtype) for a, e in m if e > 0]
+        den = [_power(atoms[a], -e, dtype) for a, e in m if e < 0]
+        mag = abs(c)
+        term = None
+        for x in num:
+            term = x if term is None else ops.multiply(term, x)
+        if term is None or mag != 1:
+            k = _const(mag, dtype)
+            term = k if term is None else ops.multiply(k, term)
+        for x in den:
+            term = ops.divide(term, x)
+        (pos if c > 0 else neg).append(term)
+    if not pos and not neg:
+        out = _const(0, dtype)
+    elif pos:
+        out = pos[0]
+        for t in pos[1:]:
+            out = ops.add(out, t)
+        for t in neg:
+            out = ops.subtract(out, t)
+    else:
+        out = neg[0]
+        for t in neg[1:]:
+            out = ops.add(out, t)
+        out = ops.negative(out)
+    if out.shape != like.shape:
+        out = ops.broadcast_to(out, like.shape)
+    if out.dtype != dtype:
+        out = ops.cast(out, dtype)
+    return out

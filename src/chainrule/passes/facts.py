@@ -1,0 +1,106 @@
+"""Small facts about nodes that decide whether a rewrite is safe: is a node a
+constant (and which), is it known finite, known non-zero or positive.
+
+"Known finite" is what lets ``x * 0 -> 0`` and ``x - x -> 0`` fire without
+hiding a NaN or inf the exact math would produce. The analyses look a few
+levels down only (bounded), never walk the whole graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Var
+
+_DEPTH = 6
+
+
+def const(v: Var):
+    """The value of a constant node, or None."""
+    return v._const if v.op.name == "constant" else None
+
+
+def uniform(v: Var):
+    """The single value of a constant whose entries are all equal, or None."""
+    c = const(v)
+    if c is None or c.size == 0 or c.size > 1 << 20:
+        return None
+    first = c.reshape(-1)[0]
+    if c.size > 1 and not bool(np.all(c == first)):
+        return None
+    return first.item()
+
+
+def is_value(v: Var, x) -> bool:
+    u = uniform(v)
+    return u is not None and u == x and not (isinstance(u, float) and np.isnan(u))
+
+
+# ops whose output is finite whenever their inputs are
+_FINITE_PRESERVING = {"negative", "abs", "sign", "sin", "cos", "tanh", "sigmoid",
+                      "erf", "relu", "maximum", "minimum", "where", "clip",
+                      "add", "subtract", "multiply", "transpose", "reshape",
+                      "getitem", "expand_dims", "squeeze", "broadcast_to",
+                      "concatenate", "stop_gradient", "square", "softmax"}
+# ops whose output is finite whatever their inputs are (NaN aside)
+_BOUNDED = {"sin", "cos", "tanh", "sigmoid", "erf", "sign", "softmax"}
+
+
+def known_finite(v: Var, depth: int = _DEPTH) -> bool:
+    """True if every entry of ``v`` is finite for every input (NaN included).
+
+    Conservative: only constants, bool-to-float casts, comparisons and ops of
+    known-finite inputs qualify; anything fed by a placeholder may hold NaN.
+    """
+    name = v.op.name
+    if name == "constant":
+        c = v._const
+        return c.dtype.kind != "f" or bool(np.all(np.isfinite(c)))
+    if v.dtype.kind in "biu":
+        return True
+    if name == "cast":
+        return v.inputs[0].dtype.kind in "biu"
+    if name == "eye" or name == "full_like" or name == "count":
+        return True
+    if depth == 0 or name not in _FINITE_PRESERVING:
+        return False
+    # add/multiply of finite values may overflow to inf; that is rounding,
+    # not a NaN source, but x*0 -> 0 would then hide an inf: stay strict.
+    if name in ("add", "subtract", "multiply", "square"):
+        return False
+    return all(known_finite(i, depth - 1) for i in v.inputs)
+
+
+def known_positive(v: Var, depth: int = _DEPTH) -> bool:
+    """True if every entry of ``v`` is > 0 whenever its inputs are not NaN."""
+    name = v.op.name
+    if name == "constant":
+        c = v._const
+        return c.size > 0 and bool(np.all(c > 0))
+    if name in ("exp", "sigmoid", "softmax"):
+        return True  # > 0 up to underflow, which is rounding
+    if depth == 0:
+        return False
+    if name in ("multiply", "divide"):
+        return all(known_positive(i, depth - 1) for i in v.inputs)
+    if name == "add":
+        a, b = v.inputs
+        return (known_positive(a, depth - 1) and known_nonneg(b, depth - 1)) or \
+            (known_positive(b, depth - 1) and known_nonneg(a, depth - 1))
+    if name in ("sqrt", "transpose", "reshape", "getitem", "broadcast_to", "expand_dims",
+                "squeeze"):
+        return known_positive(v.inputs[0], depth - 1)
+    return False
+
+
+def known_nonneg(v: Var, depth: int = _DEPTH) -> bool:
+    name = v.op.name
+    if name == "constant":
+        return bool(np.all(v._const >= 0))
+    if name in ("square", "abs", "relu", "exp", "sigmoid", "softplus", "sqrt", "softmax"):
+        return True
+    if depth == 0:
+        return False
+    if name in ("add", "multiply"):
+        return all(known_nonneg(i, depth - 1) for i in v.inputs)
+    return known_positive(v, depth)

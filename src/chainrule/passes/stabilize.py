@@ -1,0 +1,78 @@
+"""Stabilisation rules (as Theano's "stabilize" stage): rewrite expressions
+whose naive evaluation overflows or loses precision into an equivalent,
+well-behaved op. These are the wanted exception to "never change a value":
+they turn a spurious inf/NaN into the correct finite result."""
+
+from __future__ import annotations
+
+from .. import ops
+from .facts import is_value
+from .rewrite import RuleTable
+
+STABILITY = RuleTable("stability")
+rule = STABILITY.rule
+
+
+def _same(x, node):
+    return x.shape == node.shape and x.dtype == node.dtype
+
+
+@rule("log")
+def log_sigmoid(n):
+    """log(sigmoid(x)) -> -softplus(-x)"""
+    x = n.inputs[0]
+    if x.op.name == "sigmoid":
+        return ops.negative(ops.softplus(ops.negative(x.inputs[0])))
+
+
+@rule("log")
+def log_one_minus_sigmoid(n):
+    """log(1 - sigmoid(x)) -> -softplus(x)"""
+    x = n.inputs[0]
+    if x.op.name == "subtract" and is_value(x.inputs[0], 1) \
+            and x.inputs[1].op.name == "sigmoid" and _same(x.inputs[1], n):
+        return ops.negative(ops.softplus(x.inputs[1].inputs[0]))
+
+
+@rule("log")
+def log_one_plus(n):
+    """log(1 + x) -> log1p(x)"""
+    x = n.inputs[0]
+    if x.op.name == "add":
+        a, b = x.inputs
+        for one, rest in ((a, b), (b, a)):
+            if is_value(one, 1) and _same(rest, n):
+                return ops.log1p(rest)
+
+
+@rule("log1p")
+def log1p_exp(n):
+    """log1p(exp(x)) -> softplus(x)"""
+    x = n.inputs[0]
+    if x.op.name == "exp":
+        return ops.softplus(x.inputs[0])
+
+
+@rule("subtract")
+def exp_minus_one(n):
+    """exp(x) - 1 -> expm1(x)"""
+    a, b = n.inputs
+    if a.op.name == "exp" and is_value(b, 1) and _same(a, n):
+        return ops.expm1(a.inputs[0])
+
+
+@rule("log")
+def log_softmax_rule(n):
+    """log(softmax(x)) -> log_softmax(x)"""
+    x = n.inputs[0]
+    if x.op.name == "softmax":
+        return ops.log_softmax(x.inputs[0], x.attrs[0])
+
+
+@rule("log")
+def log_sum_exp(n):
+    """log(sum(exp(x), axes)) -> logsumexp(x, axes)"""
+    s = n.inputs[0]
+    if s.op.name == "sum" and s.inputs[0].op.name == "exp":
+        axes, keepdims = s.attrs
+        return ops.logsumexp(s.inputs[0].inputs[0], axes, keepdims)
