@@ -91,8 +91,12 @@ def const_value(v: Var):
 
 def is_const_scalar(v: Var, x) -> bool:
     """True if ``v`` is a constant whose every entry equals ``x``."""
-    c = const_value(v)
-    return c is not None and c.size > 0 and c.size <= 4096 and bool(np.all(c == x))
+    if v.op.name != "constant":
+        return False
+    c = v._const
+    if c.size == 1:
+        return c.item() == x
+    return 0 < c.size <= 4096 and bool(np.all(c == x))
 
 
 # -- shapes ------------------------------------------------------------------

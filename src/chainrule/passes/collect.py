@@ -162,7 +162,14 @@ def collect(outputs):
         f = forms.get(i.id)
         if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype:
             return f
-        return as_atom(rebuilt[i.id])
+        return as_atom(get(i))
+
+    def get(v):
+        """The rebuilt Var of an original node, printing its form on demand."""
+        r = rebuilt.get(v.id)
+        if r is None:
+            r = rebuilt[v.id] = _print(forms[v.id], atoms, v)
+        return r
 
     def form_of(n):
         name = n.op.name
@@ -180,7 +187,7 @@ def collect(outputs):
         if name == "square":
             return xs[0].mul(xs[0], positive)
         if name == "divide":
-            inv = _invert(xs[1], n.inputs[1], as_atom, rebuilt)
+            inv = _invert(xs[1], n.inputs[1], as_atom, get)
             return None if inv is None else xs[0].mul(inv, positive)
         if name == "power":
             k = _scalar_const(n.inputs[1])
@@ -189,7 +196,7 @@ def collect(outputs):
             k = int(k)
             base = xs[0]
             if k < 0:
-                base = _invert(base, n.inputs[0], as_atom, rebuilt)
+                base = _invert(base, n.inputs[0], as_atom, get)
                 if base is None:
                     return None
                 k = -k
@@ -211,15 +218,14 @@ def collect(outputs):
             f = _drop_cancelled(f, atoms, total, leaves)
         if f is not None:
             forms[n.id] = f
-            rebuilt[n.id] = _print(f, atoms, n)
         else:
-            ins = tuple(rebuilt[i.id] for i in n.inputs)
+            ins = tuple(get(i) for i in n.inputs)
             same = all(a is b for a, b in zip(ins, n.inputs))
             rebuilt[n.id] = n if same else make_node(n.op, ins, n.attrs)
-    return [rebuilt[o.id] for o in outputs]
+    return [get(o) for o in outputs]
 
 
-def _invert(p, node, as_atom, rebuilt):
+def _invert(p, node, as_atom, get):
     """1 / p: exact for a single monomial; otherwise the (printed)
     denominator becomes an atom with power -1."""
     if len(p) == 0:
@@ -227,7 +233,7 @@ def _invert(p, node, as_atom, rebuilt):
     if len(p) == 1:
         (m, c), = p.terms.items()
         return _Poly({tuple((a, -e) for a, e in m): Fraction(1) / Fraction(c)})
-    (m, _), = as_atom(rebuilt[node.id]).terms.items()
+    (m, _), = as_atom(get(node)).terms.items()
     return _Poly({tuple((a, -e) for a, e in m): 1})
 
 
