@@ -54,8 +54,19 @@ class InputSpec:
                 f"{fmt_shape(self.shape)}, got an array of shape {fmt_shape(arr.shape)}")
         self._check_dims(arr)
         if arr.dtype != self.dtype:
+            if want in "iu" and arr.size:
+                self._check_range(arr)
             arr = arr.astype(self.dtype)
         return arr
+
+    def _check_range(self, arr):
+        # a cast would wrap around silently (2**40 as int32 is 0)
+        info = np.iinfo(self.dtype)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            raise InputError(
+                f"input {self.name!r}: values from {lo} to {hi} do not fit in "
+                f"{self.dtype} (range {info.min} to {info.max})")
 
     def _check_dims(self, arr):
         for k, (want, got) in enumerate(zip(self.shape, arr.shape)):

@@ -36,6 +36,8 @@ def backprop(outputs, cotangents, wrt):
     pending: dict[int, list] = {}
     for out, ct in zip(outputs, cotangents):
         if ct is not None and out.id in live:
+            if not is_float(out):
+                raise NotDifferentiableError(_no_derivative(out, "vjp: a cotangent is given for"))
             pending.setdefault(out.id, []).append(ct)
     final = {}
     for node in reversed(order):
@@ -66,6 +68,14 @@ def backprop(outputs, cotangents, wrt):
                     f"shape {fmt_shape(gi.shape)} for {describe(inp)}")
             pending.setdefault(inp.id, []).append(gi)
     return [final.get(w.id) for w in wrt]
+
+
+def _no_derivative(out, what) -> str:
+    why = (f"{out.op.name} has no derivative" if not out.op.differentiable
+           else f"{out.dtype} values have no derivative")
+    return (f"{what} {out.label()}, which is {out.dtype} (from {out.op.name}), but {why}; "
+            f"differentiate a floating-point expression instead (cr.cast the "
+            f"values to float, or cr.where(condition, a, b) to select)")
 
 
 def _name_grads(results, wrt, first_new_id):
@@ -115,8 +125,7 @@ def grad(cost, wrt, disconnected="zero"):
             f"cr.vjp(outputs, wrt, cotangents) for a vector-Jacobian product, "
             f"cr.jacobian(y, x) for the whole Jacobian, or reduce it with .sum()")
     if not is_float(cost):
-        raise ShapeError(f"grad: the cost {cost.label()} has dtype {cost.dtype}; "
-                         f"only floating-point costs have gradients")
+        raise NotDifferentiableError(_no_derivative(cost, "grad: the cost"))
     leaves, rebuild = flatten(wrt, "wrt")
     one = lift(np.ones((), cost.dtype))
     first_new = next_id()

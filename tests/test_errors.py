@@ -1,0 +1,244 @@
+"""Errors are raised where the mistake is made and name the user's variables."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+
+def _msg(excinfo):
+    return str(excinfo.value)
+
+
+def _has_all(text, *parts):
+    missing = [p for p in parts if p not in text]
+    assert not missing, f"{missing} not in message: {text}"
+
+
+# -- shape and dtype errors at build time -----------------------------------------------
+
+def test_matmul_shape_error_names_everything():
+    x, W = cr.placeholder("x", (2, 3)), cr.placeholder("W", (4, 5))
+    with pytest.raises(cr.ShapeError) as e:
+        x @ W
+    _has_all(_msg(e), "matmul", "x", "W", "(2, 3)", "(4, 5)")
+
+
+def test_broadcast_error_names_operands():
+    a, b = cr.placeholder("a", (3,)), cr.placeholder("bias", (4,))
+    with pytest.raises(cr.ShapeError) as e:
+        a + b
+    _has_all(_msg(e), "add", "a", "bias", "(3,)", "(4,)")
+
+
+def test_broadcast_error_names_intermediates_by_user_name():
+    x = cr.placeholder("x", (5, 3))
+    hidden = cr.tanh(x)
+    hidden.name = "hidden"
+    w = cr.placeholder("w", (5,))
+    with pytest.raises(cr.ShapeError) as e:
+        hidden * w
+    _has_all(_msg(e), "multiply", "hidden", "w", "(5, 3)", "(5,)")
+
+
+def test_shape_errors_are_value_errors():
+    a, b = cr.placeholder("a", (3,)), cr.placeholder("b", (4,))
+    with pytest.raises(ValueError):
+        cr.maximum(a, b)
+    assert issubclass(cr.ShapeError, cr.ChainruleError)
+
+
+@pytest.mark.parametrize("build,parts", [
+    (lambda x, v: x.reshape(4, 2), ["reshape", "x", "(2, 3)", "(4, 2)"]),
+    (lambda x, v: x.sum(axis=2), ["sum", "axis 2", "x"]),
+    (lambda x, v: cr.softmax(x, axis=-3), ["softmax", "x"]),
+    (lambda x, v: x[2], ["index", "x", "(2, 3)"]),
+    (lambda x, v: x[0, 0, 0], ["index", "x"]),
+    (lambda x, v: cr.concatenate([x, v]), ["concatenate", "x", "v"]),
+    (lambda x, v: cr.stack([x, x.T]), ["stack", "x"]),
+    (lambda x, v: cr.tensordot(x, v, 1), ["tensordot", "x", "v"]),
+    (lambda x, v: cr.transpose(x, (0, 0)), ["transpose", "x"]),
+    (lambda x, v: cr.broadcast_to(x, (3, 3)), ["broadcast_to", "x", "(2, 3)"]),
+    (lambda x, v: cr.where(x > 0, x, v), ["where", "x", "v", "(4,)"]),
+    (lambda x, v: cr.take(v, [4]), ["take", "v"]),
+    (lambda x, v: cr.dot(v, x), ["matmul", "v", "x"]),
+])
+def test_other_shape_errors(build, parts):
+    x, v = cr.placeholder("x", (2, 3)), cr.placeholder("v", (4,))
+    with pytest.raises(cr.ShapeError) as e:
+        build(x, v)
+    _has_all(_msg(e), *parts)
+
+
+def test_dtype_errors():
+    flags = cr.placeholder("flags", (3,), "bool")
+    with pytest.raises(cr.DTypeError) as e:
+        flags - flags
+    _has_all(_msg(e), "subtract", "flags", "bool")
+    with pytest.raises(cr.DTypeError) as e:
+        cr.placeholder("z", (2,), "complex128")
+    _has_all(_msg(e), "z", "complex128")
+    x = cr.placeholder("x", (3,))
+    with pytest.raises(cr.DTypeError) as e:
+        cr.take(x, [0.5])
+    _has_all(_msg(e), "take", "integer")
+    with pytest.raises(cr.DTypeError):
+        x.astype("U3")
+    with pytest.raises(cr.DTypeError):
+        cr.exp("text")
+    assert issubclass(cr.DTypeError, TypeError)
+
+
+# -- differentiation errors ---------------------------------------------------------------
+
+def test_grad_of_non_scalar_points_to_vjp_and_jacobian():
+    x = cr.placeholder("x", (2, 3))
+    y = x * 2
+    y.name = "doubled"
+    with pytest.raises(cr.ShapeError) as e:
+        cr.grad(y, x)
+    _has_all(_msg(e), "doubled", "(2, 3)", "vjp", "jacobian")
+
+
+def test_disconnected():
+    a, b = cr.placeholder("a", (3,)), cr.placeholder("b", (2, 2))
+    cost = cr.sum(a * a)
+    with pytest.raises(cr.DisconnectedError) as e:
+        cr.grad(cost, [a, b], disconnected="raise")
+    assert "b" in _msg(e)
+    ga, gb = cr.grad(cost, [a, b])
+    assert gb.shape == (2, 2)
+    out = cr.function([a], [ga, gb])(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(out[1], np.zeros((2, 2)))
+    with pytest.raises(ValueError):
+        cr.grad(cost, a, disconnected="ignore")
+
+
+def test_stop_gradient_is_connected_but_zero():
+    # the cost uses a (through stop_gradient): not "disconnected", just zero
+    a = cr.placeholder("a", (3,))
+    g = cr.grad(cr.sum(cr.stop_gradient(a) * 2.0), a, disconnected="raise")
+    np.testing.assert_array_equal(cr.evaluate(g, {"a": np.ones(3)}), np.zeros(3))
+
+
+def test_vjp_through_a_comparison_is_not_differentiable():
+    a = cr.placeholder("a", (3,))
+    small = a < 1.0
+    small.name = "small"
+    with pytest.raises(cr.NotDifferentiableError) as e:
+        cr.vjp(small, a, np.ones(3))
+    _has_all(_msg(e), "small", "less", "bool", "no derivative")
+    with pytest.raises(cr.NotDifferentiableError) as e:
+        cr.vjp(cr.equal(a, 0.0), a, np.ones(3))
+    _has_all(_msg(e), "equal")
+
+
+def test_grad_of_bool_or_int_cost_is_not_differentiable():
+    a = cr.placeholder("a", (3,))
+    with pytest.raises(cr.NotDifferentiableError) as e:
+        cr.grad(cr.equal(cr.sum(a), 1.0), a)
+    _has_all(_msg(e), "equal", "bool")
+    with pytest.raises(cr.NotDifferentiableError) as e:
+        cr.grad(cr.sum(a.astype("int32")), a)
+    _has_all(_msg(e), "int")
+
+
+def test_comparisons_inside_a_float_graph_are_fine(backend):
+    # the condition of a where, or a cast mask, needs no derivative
+    a = cr.placeholder("a", (3,))
+    cost = cr.sum(cr.where(cr.equal(a, 1.0), a, a * a) + cr.cast(a > 0, "float64") * a)
+    g = cr.grad(cost, a)
+    av = np.array([1.0, -2.0, 3.0])
+    got = cr.function([a], g, backend=backend)(av)
+    np.testing.assert_allclose(got, np.where(av == 1.0, 1.0, 2 * av) + (av > 0))
+
+
+def test_vjp_cotangent_shape_checked():
+    a = cr.placeholder("a", (3,))
+    with pytest.raises(cr.ShapeError) as e:
+        cr.vjp(cr.sin(a), a, np.ones(4))
+    _has_all(_msg(e), "(3,)", "(4,)")
+
+
+# -- input checking at call time ---------------------------------------------------------
+
+@pytest.fixture(params=["interpreter", "numpy"])
+def fn(request):
+    x = cr.placeholder("x", (None, 3))
+    n = cr.placeholder("n", (), "int32")
+    mask = cr.placeholder("mask", (3,), "bool")
+    out = cr.sum(x) * n + cr.sum(cr.cast(mask, "float64"))
+    return cr.function([x, n, mask], out, backend=request.param)
+
+
+def _call_error(fn, *args, **kwargs):
+    with pytest.raises(cr.InputError) as e:
+        fn(*args, **kwargs)
+    return _msg(e)
+
+
+def test_good_calls(fn):
+    m = np.array([True, False, True])
+    assert float(fn(np.ones((2, 3)), 2, m)) == 14.0
+    assert float(fn(np.ones((1, 3)), n=3, mask=m)) == 11.0
+    assert float(fn(x=np.ones((7, 3)), n=1, mask=m)) == 23.0
+    assert float(fn(np.ones((0, 3)), 5, m)) == 2.0           # None dims accept any size
+    assert float(fn([[1, 2, 3]], np.int64(1), [True, True, True])) == 9.0  # Python data
+
+
+def test_wrong_rank(fn):
+    _has_all(_call_error(fn, np.ones(3), 2, np.ones(3, bool)), "'x'", "(None, 3)", "(3,)")
+    _has_all(_call_error(fn, np.ones((2, 3)), [2], np.ones(3, bool)), "'n'")
+
+
+def test_wrong_known_dim(fn):
+    _has_all(_call_error(fn, np.ones((2, 4)), 2, np.ones(3, bool)), "'x'", "(2, 4)", "3")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2, np.ones(2, bool)), "'mask'")
+
+
+def test_wrong_dtype_kind(fn):
+    _has_all(_call_error(fn, np.ones((2, 3), int), 2, np.ones(3, bool)), "'x'", "float64")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2.5, np.ones(3, bool)), "'n'", "int32")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2, np.ones(3)), "'mask'", "bool")
+    _has_all(_call_error(fn, np.ones((2, 3), complex), 2, np.ones(3, bool)), "'x'")
+    _has_all(_call_error(fn, "abc", 2, np.ones(3, bool)), "'x'")
+
+
+def test_integer_out_of_range(fn):
+    # casting would wrap 2**40 around to 0 without a word
+    _has_all(_call_error(fn, np.ones((2, 3)), 2 ** 40, np.ones(3, bool)), "'n'", "int32")
+    _has_all(_call_error(fn, np.ones((2, 3)), np.int64(-2 ** 35), np.ones(3, bool)), "'n'")
+
+
+def test_missing_unknown_and_duplicate_inputs(fn):
+    _has_all(_call_error(fn, np.ones((2, 3)), 2), "missing", "'mask'")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2, np.ones(3, bool), z=1), "'z'")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2, np.ones(3, bool), 4), "3")
+    _has_all(_call_error(fn, np.ones((2, 3)), 2, mask=np.ones(3, bool), n=1), "'n'")
+
+
+def test_feeding_a_var_is_an_input_error(fn):
+    _has_all(_call_error(fn, cr.placeholder("q", (2, 3)), 2, np.ones(3, bool)), "'x'")
+
+
+def test_evaluate_missing_input():
+    x = cr.placeholder("x", (2,))
+    with pytest.raises(cr.InputError) as e:
+        cr.evaluate(cr.sum(x), {})
+    assert "'x'" in _msg(e)
+
+
+def test_function_with_an_unlisted_placeholder():
+    x, y = cr.placeholder("x"), cr.placeholder("yy")
+    with pytest.raises(cr.InputError) as e:
+        cr.function([x], x * y)
+    assert "yy" in _msg(e)
+
+
+def test_no_truth_value_and_no_equality_overload():
+    x = cr.placeholder("x")
+    with pytest.raises(TypeError):
+        if x > 0:
+            pass
+    y = cr.placeholder("x")
+    assert (x == y) is False and {x: 1, y: 2}[y] == 2
