@@ -21,6 +21,8 @@ from ..errors import NonFiniteError
 from .program import Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
+_TEMP = re.compile(r"t[0-9]+")
+POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
 
 
 class Namer:
@@ -132,6 +134,10 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     order = prog.order
     dying = last_uses(order, keep)
     locals_ = set()
+    # In a long program a dead temporary's name is reused by the next one
+    # (rebinding frees the old value) instead of a `del` line: Python's
+    # compiler is then much faster, and memory is freed just as early.
+    pool = [] if len(order) > POOL_ABOVE else None
     for i, node in enumerate(order):
         if node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
@@ -140,13 +146,16 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             op = node.op
             helpers.update(op.helpers)
             expr = op.emit(node.attrs, *[ref(x, node) for x in node.inputs])
-            nm = namer.fresh(node.name)
+            nm = pool.pop() if pool and not node.name else namer.fresh(node.name)
             names[node.id] = nm
             locals_.add(node.id)
             body.append(f"{nm} = {expr}")
             if check_finite and node.dtype.kind == "f":
                 body.append(f"_finite({nm}, {describe_node(node)!r})")
         dead = [names[d] for d in dying.get(i, ()) if d in locals_]
+        if pool is not None:
+            pool.extend(d for d in dead if _TEMP.fullmatch(d))
+            dead = [d for d in dead if not _TEMP.fullmatch(d)]
         if dead:
             body.append(f"del {', '.join(dead)}")
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 
-def topo_order(outputs) -> list:
+def topo_order(outputs, skip=None) -> list:
     """All nodes the ``outputs`` depend on, each after its inputs.
 
     Deterministic: a depth-first post-order that visits inputs left to right,
-    with an explicit stack, so a 100,000-node chain is no problem.
+    with an explicit stack, so a 100,000-node chain is no problem. Nodes
+    whose id is in ``skip`` are neither listed nor descended into.
     """
     order = []
-    done = set()
+    done = set() if skip is None else _SkipSet(skip)
     for root in outputs:
         if root.id in done:
             continue
@@ -47,3 +48,14 @@ def depends_on(order, sources) -> set:
         if n.id not in marked and any(i.id in marked for i in n.inputs):
             marked.add(n.id)
     return marked
+
+
+class _SkipSet(set):
+    """A visited-set that also counts the ids of a caller's container."""
+
+    def __init__(self, skip):
+        super().__init__()
+        self.skip = skip
+
+    def __contains__(self, key):
+        return key in self.skip or set.__contains__(self, key)

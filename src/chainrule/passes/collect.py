@@ -17,8 +17,6 @@ graph smaller (``optimize`` compares node counts).
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 
 from .. import ops
@@ -28,6 +26,10 @@ from .facts import known_positive
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
 MAX_TERMS = 24        # a form larger than this stays an atom for its users
+# A form used by several nodes is inlined into each user only when it is over
+# few atoms (derivatives of one function of x: yes; a long chain: no), so the
+# pass stays linear in the graph size.
+SHARED_ATOMS = 3
 MAX_PRODUCT = 64      # cap on the terms of a product before giving up
 MAX_POWER = 8
 # ops that are finite on finite inputs (overflow aside): safe to cancel
@@ -59,6 +61,9 @@ class _Poly:
 
     def __len__(self):
         return len(self.terms)
+
+    def n_atoms(self):
+        return len({a for m in self.terms for a, _ in m})
 
     def add(self, other, sign=1):
         out = dict(self.terms)
@@ -105,16 +110,27 @@ def _scalar_const(v):
 
 
 def _coeff(x):
-    """Exact arithmetic on coefficients: small floats become Fractions."""
-    if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
-        return int(x)
-    return Fraction(x) if isinstance(x, float) else x
+    return float(x)
 
 
 def collect(outputs):
     """Rewrite every maximal elementwise-arithmetic tree as a collected
-    polynomial over its atoms; returns the new outputs."""
+    polynomial over its atoms; returns the new outputs.
+
+    A first, dry run over the original nodes counts how many terms would
+    merge; with none, nothing can shrink and the outputs come back as they
+    are (so a long chain pays one cheap sweep)."""
     order = topo_order(outputs)
+    if not _collect(order, outputs, dry=True):
+        return list(outputs)
+    return _collect(order, outputs, dry=False)
+
+
+def _collect(order, outputs, dry):
+    users = {}
+    for n in order:
+        for i in n.inputs:
+            users[i.id] = users.get(i.id, 0) + 1
     atoms = {}          # atom id -> Var (rebuilt)
     positive_cache = {}
     total_cache = {}
@@ -137,9 +153,7 @@ def collect(outputs):
         # facts about a rebuilt Var: is it total, which inputs does it read
         if v.id in total_cache:
             return
-        for n in topo_order([v]):
-            if n.id in total_cache:
-                continue
+        for n in topo_order([v], skip=total_cache):
             total_cache[n.id] = n.op.name in _TOTAL and all(total_cache[i.id] for i in n.inputs)
             if n.op.name in ("placeholder", "parameter"):
                 leaves_cache[n.id] = frozenset([n.id])
@@ -150,7 +164,8 @@ def collect(outputs):
                 leaves_cache[n.id] = acc
 
     def as_atom(v):
-        remember(v)
+        if not dry:
+            remember(v)
         atoms[v.id] = v
         return _Poly.atom(v.id)
 
@@ -160,12 +175,17 @@ def collect(outputs):
         if c is not None:
             return _Poly.const(_coeff(c))
         f = forms.get(i.id)
-        if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype:
+        if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype and (
+                users.get(i.id, 0) <= 1 or f.n_atoms() <= SHARED_ATOMS):
             return f
         return as_atom(get(i))
 
+    merges = [0]
+
     def get(v):
         """The rebuilt Var of an original node, printing its form on demand."""
+        if dry:
+            return v
         r = rebuilt.get(v.id)
         if r is None:
             r = rebuilt[v.id] = _print(forms[v.id], atoms, v)
@@ -176,16 +196,18 @@ def collect(outputs):
         if name not in ARITH or n.dtype.kind != "f":
             return None
         xs = [operand(i, n) for i in n.inputs]
-        if name == "add":
-            return xs[0].add(xs[1])
-        if name == "subtract":
-            return xs[0].add(xs[1], -1)
+        if name in ("add", "subtract"):
+            out = xs[0].add(xs[1], 1 if name == "add" else -1)
+            merges[0] += len(xs[0]) + len(xs[1]) - len(out)
+            return out
         if name == "negative":
             return xs[0].scale(-1)
-        if name == "multiply":
-            return xs[0].mul(xs[1], positive)
-        if name == "square":
-            return xs[0].mul(xs[0], positive)
+        if name in ("multiply", "square"):
+            other = xs[1] if name == "multiply" else xs[0]
+            out = xs[0].mul(other, positive)
+            if out is not None:
+                merges[0] += len(xs[0]) * len(other) - len(out)
+            return out
         if name == "divide":
             inv = _invert(xs[1], n.inputs[1], as_atom, get)
             return None if inv is None else xs[0].mul(inv, positive)
@@ -211,17 +233,20 @@ def collect(outputs):
     for n in order:
         if not n.inputs:
             rebuilt[n.id] = n
-            remember(n)
+            if not dry:
+                remember(n)
             continue
         f = form_of(n)
-        if f is not None:
+        if f is not None and not dry:
             f = _drop_cancelled(f, atoms, total, leaves)
         if f is not None:
             forms[n.id] = f
-        else:
+        elif not dry:
             ins = tuple(get(i) for i in n.inputs)
             same = all(a is b for a, b in zip(ins, n.inputs))
             rebuilt[n.id] = n if same else make_node(n.op, ins, n.attrs)
+    if dry:
+        return merges[0] > 0
     return [get(o) for o in outputs]
 
 
@@ -232,7 +257,7 @@ def _invert(p, node, as_atom, get):
         return None
     if len(p) == 1:
         (m, c), = p.terms.items()
-        return _Poly({tuple((a, -e) for a, e in m): Fraction(1) / Fraction(c)})
+        return _Poly({tuple((a, -e) for a, e in m): 1.0 / c})
     (m, _), = as_atom(get(node)).terms.items()
     return _Poly({tuple((a, -e) for a, e in m): 1})
 

@@ -20,15 +20,25 @@ def const(v: Var):
     return v._const if v.op.name == "constant" else None
 
 
+_uniform_cache: dict = {}  # constant node id (never reused) -> value or None
+
+
 def uniform(v: Var):
     """The single value of a constant whose entries are all equal, or None."""
-    c = const(v)
-    if c is None or c.size == 0 or c.size > 1 << 20:
+    if v.op.name != "constant":
         return None
-    first = c.reshape(-1)[0]
-    if c.size > 1 and not bool(np.all(c == first)):
-        return None
-    return first.item()
+    try:
+        return _uniform_cache[v.id]
+    except KeyError:
+        pass
+    c = v._const
+    value = None
+    if 0 < c.size <= 1 << 20:
+        first = c.reshape(-1)[0]
+        if c.size == 1 or bool(np.all(c == first)):
+            value = first.item()
+    _uniform_cache[v.id] = value
+    return value
 
 
 def is_value(v: Var, x) -> bool:
