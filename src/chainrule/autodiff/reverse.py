@@ -17,7 +17,7 @@ from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
 
 
 def _compatible(a, b) -> bool:
-    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+    return a == b or len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 def _total(contribs):
@@ -27,10 +27,12 @@ def _total(contribs):
     return total
 
 
-def backprop(outputs, cotangents, wrt):
+def backprop(outputs, cotangents, wrt, order=None):
     """The summed cotangent of every node in ``wrt`` (``None`` where no
-    cotangent reaches it), given cotangents for ``outputs``."""
-    order = topo_order(outputs)
+    cotangent reaches it), given cotangents for ``outputs`` (``order``:
+    their topological order, if the caller has it)."""
+    if order is None:
+        order = topo_order(outputs)
     live = depends_on(order, wrt)
     wanted = {w.id for w in wrt}
     pending: dict[int, list] = {}
@@ -129,8 +131,9 @@ def grad(cost, wrt, disconnected="zero"):
     leaves, rebuild = flatten(wrt, "wrt")
     one = lift(np.ones((), cost.dtype))
     first_new = next_id()
-    results = backprop([cost], [one], leaves)
-    ids = {n.id for n in topo_order([cost])}
+    order = topo_order([cost])
+    results = backprop([cost], [one], leaves, order)
+    ids = {n.id for n in order}
     results = _zeros_or_raise(results, leaves, ids, disconnected, cost.label())
     _name_grads(results, leaves, first_new)
     return rebuild(results)

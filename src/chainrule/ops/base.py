@@ -111,12 +111,15 @@ def broadcast_shapes(opname: str, *operands) -> tuple:
 
     Operands are Vars or ``(label, shape)`` pairs.
     """
-    items = [(v.label(), v.shape) if isinstance(v, Var) else v for v in operands]
-    ndim = max(len(shape) for _, shape in items)
+    shapes = [v.shape if isinstance(v, Var) else v[1] for v in operands]
+    first = shapes[0]
+    if all(sh == first for sh in shapes) and None not in first:
+        return first  # the common case, kept cheap: it runs for every node
+    ndim = max(len(shape) for shape in shapes)
     out = []
     for k in range(-ndim, 0):
         d_out = 1
-        for _, shape in items:
+        for shape in shapes:
             if -k > len(shape):
                 continue
             d = shape[k]
@@ -127,6 +130,8 @@ def broadcast_shapes(opname: str, *operands) -> tuple:
             elif d_out in (1, None):
                 d_out = d
             elif d != d_out:
+                items = [(v.label(), v.shape) if isinstance(v, Var) else v
+                         for v in operands]
                 ops = " with ".join(f"{lab} {fmt_shape(sh)}" for lab, sh in items)
                 raise ShapeError(
                     f"{opname}: cannot broadcast {ops}: dimensions {d_out} and {d} "
