@@ -22,5 +22,6 @@ from .ops import (abs, add, broadcast_to, cast, clip, concatenate, constant, cos
 from .autodiff import explain_jacobian, grad, hessian, hvp, jacobian, jvp, vjp
 from .function import Function, evaluate, function, inputs_of
 from .passes import count_nodes, optimize
+from .printing import debugprint, pprint
 
 __version__ = "0.1.0"

@@ -157,6 +157,8 @@ class Function:
         self._params = prog.params
         self._updated = [p for p, _ in upd]
         self._copy_update = [v.is_leaf for _, v in upd]
+        # an output that is a parameter itself must not alias its state
+        self._copy_out = [v.op.name == "parameter" for v in outs]
         self._run, self.source = BACKENDS[backend](prog, check_finite=check_finite)
         self.backend = backend
         self.graph = CompiledGraph(self._rebuild(outs), dict(upd), prog.order)
@@ -200,7 +202,8 @@ class Function:
         outs, news = self._run(arrays, [p._state for p in self._params])
         for p, new, copy in zip(self._updated, news, self._copy_update):
             p._state = np.array(new, dtype=p.dtype) if copy else np.asarray(new)
-        return self._rebuild([o if type(o) is np.ndarray else np.asarray(o) for o in outs])
+        return self._rebuild([np.array(o) if copy or type(o) is not np.ndarray else o
+                              for o, copy in zip(outs, self._copy_out)])
 
 
 _MISSING = object()

@@ -89,9 +89,9 @@ def parameter(value, name: str) -> Var:
 
 
 def _value(self):
-    """The current value of a parameter (or of a constant)."""
+    """A copy of the current value of a parameter (or of a constant)."""
     if self.op is PARAMETER:
-        return self._state
+        return self._state.copy()
     if self.op is CONSTANT:
         return self._const
     raise AttributeError(

@@ -53,7 +53,9 @@ class _Poly:
 
     @staticmethod
     def const(c):
-        return _Poly({(): c} if c != 0 else {})
+        # a zero stays as a term, so x * 0 shows up as a cancelled monomial
+        # and is dropped only when that cannot hide a NaN
+        return _Poly({(): c})
 
     @staticmethod
     def atom(aid):
@@ -189,6 +191,8 @@ def _collect(order, outputs, dry):
         r = rebuilt.get(v.id)
         if r is None:
             r = rebuilt[v.id] = _print(forms[v.id], atoms, v)
+            if v.name and r.name is None and not r.is_leaf:
+                r.name = v.name
         return r
 
     def form_of(n):
@@ -244,7 +248,7 @@ def _collect(order, outputs, dry):
         elif not dry:
             ins = tuple(get(i) for i in n.inputs)
             same = all(a is b for a, b in zip(ins, n.inputs))
-            rebuilt[n.id] = n if same else make_node(n.op, ins, n.attrs)
+            rebuilt[n.id] = n if same else make_node(n.op, ins, n.attrs, n.name)
     if dry:
         return merges[0] > 0
     return [get(o) for o in outputs]

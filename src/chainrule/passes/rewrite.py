@@ -76,7 +76,7 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
         while stack:
             node, state = stack.pop()
             if state == 2:
-                memo[node.id] = memo[pending.pop(node.id).id]
+                memo[node.id] = _named(memo[pending.pop(node.id).id], node)
                 continue
             if node.id in memo:
                 continue
@@ -90,7 +90,7 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
             if any(a is not b for a, b in zip(new_inputs, node.inputs)):
                 cur = make_node(node.op, new_inputs, node.attrs)
                 if cur.id in memo:
-                    memo[node.id] = memo[cur.id]
+                    memo[node.id] = _named(memo[cur.id], node)
                     continue
             else:
                 cur = node
@@ -108,14 +108,22 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                         firings += 1
                         break
             if replacement is None:
-                memo[node.id] = memo[cur.id] = cur
+                memo[node.id] = memo[cur.id] = _named(cur, node)
                 continue
             if firings > MAX_FIRINGS:
                 raise RuntimeError("rewrite: the rules did not reach a fixpoint")
             if replacement.id in memo:
-                memo[node.id] = memo[replacement.id]
+                memo[node.id] = _named(memo[replacement.id], node)
                 continue
             pending[node.id] = replacement
             stack.append((node, 2))
             stack.append((replacement, 0))
     return [memo[o.id] for o in outputs]
+
+
+def _named(new: Var, old: Var) -> Var:
+    """Carry the user's name over to the node that replaces a named node
+    (names are metadata; constants and leaves keep their own)."""
+    if old.name and new.name is None and not new.is_leaf:
+        new.name = old.name
+    return new
