@@ -23,5 +23,6 @@ from .autodiff import explain_jacobian, grad, hessian, hvp, jacobian, jvp, vjp
 from .function import Function, evaluate, function, inputs_of
 from .passes import count_nodes, optimize
 from .printing import debugprint, pprint
+from .check import check_grad
 
 __version__ = "0.1.0"
