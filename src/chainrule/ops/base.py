@@ -19,7 +19,7 @@ __all__ = [
     "Op", "Var", "register", "make_node", "NOT_DIFFERENTIABLE", "REGISTRY",
     "lift", "lift_pair", "constant_var", "fmt_shape", "describe",
     "broadcast_shapes", "normalize_axis", "normalize_axes", "probe_dtype",
-    "is_float", "sum_to", "shape_known", "const_value", "is_const_scalar",
+    "is_float", "dtype_expr", "sum_to", "shape_known", "const_value", "is_const_scalar",
     "zeros_for",
 ]
 
@@ -167,6 +167,13 @@ def normalize_axes(opname: str, v: Var, axis) -> tuple:
 
 
 # -- dtypes ------------------------------------------------------------------
+
+def dtype_expr(dtype) -> str:
+    """How generated code names a dtype: ``np.float32``, ... and ``np.bool_``
+    (``np.bool`` is missing from NumPy 1.24 to 1.26)."""
+    dt = np.dtype(dtype)
+    return "np.bool_" if dt.kind == "b" else f"np.{dt.name}"
+
 
 def is_float(v) -> bool:
     dt = v.dtype if isinstance(v, Var) else np.dtype(v)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DTypeError
 from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, const_value,
-                   constant_var, is_const_scalar, is_float, lift, lift_pair,
+                   constant_var, dtype_expr, is_const_scalar, is_float, lift, lift_pair,
                    make_node, probe_dtype, register, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build
@@ -467,7 +467,7 @@ _cast = register(Op(
                                if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: cast(ts[0], out.dtype)
     if ts[0] is not None and is_float(out) else None,
-    emit=lambda attrs, x: f"{x}.astype(np.{np.dtype(attrs[0]).name})",
+    emit=lambda attrs, x: f"{x}.astype({dtype_expr(attrs[0])})",
     elementwise=True, flops=_size,
 ))
 
@@ -506,7 +506,7 @@ _full_like = register(Op(
     impl=lambda attrs, x: np.full(x.shape, attrs[0], dtype=attrs[1]),
     vjp=lambda out, g, needs: [None],
     jvp=lambda out, ts: None,
-    emit=lambda attrs, x: f"np.full({x}.shape, {attrs[0]!r}, dtype=np.{np.dtype(attrs[1]).name})",
+    emit=lambda attrs, x: f"np.full({x}.shape, {attrs[0]!r}, dtype={dtype_expr(attrs[1])})",
     flops=_size,
 ))
 

@@ -1,0 +1,215 @@
+"""The NumPy code generator: the source stands alone, is deterministic, and
+never executes user-provided strings."""
+
+import ast
+import re
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+
+def _run_source(source, *args):
+    """Exec the generated source in a fresh namespace and call it."""
+    namespace = {}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    outs, updates = namespace["compiled"](*args)
+    return outs, updates
+
+
+def _model(seed=0):
+    """A small classifier with every kind of constant and several helpers."""
+    rng = np.random.default_rng(seed)
+    x = cr.placeholder("x", (None, 4))
+    labels = cr.placeholder("labels", (None,), "int64")
+    W1 = cr.placeholder("W1", (4, 20))
+    b1 = cr.constant(rng.normal(size=20), name="b1")       # > 64 entries? no: listed
+    W2 = cr.constant(rng.normal(size=(20, 3)), name="W2")  # 60 entries, listed
+    big = cr.constant(rng.normal(size=(4, 20)))           # 80 entries: hex bytes
+    h = cr.tanh(x @ (W1 + big) + b1)
+    h.name = "h"
+    logits = cr.sigmoid(h) @ W2 + cr.softplus(h[:, :3]) + cr.erf(h[:, 3:6])
+    logp = cr.log_softmax(logits)
+    picked = cr.take(logp.reshape(-1), labels * 3 + labels)
+    loss = -cr.mean(picked) + 0.01 * cr.logsumexp(logits) + cr.sum(cr.softmax(logits)[0])
+    loss = loss + cr.sum(cr.where(x > 0, x, cr.zeros_like(x))) * 0.0 + cr.mean(
+        cr.clip(x, -np.inf, 0.5))
+    loss.name = "loss"
+    g = cr.grad(loss, [W1, x])
+    return [x, labels, W1], [loss, *g]
+
+
+def _args(seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(5, 4)), np.array([0, 2, 1, 1, 0]) // 2, rng.normal(size=(4, 20))]
+
+
+def test_source_runs_alone_and_agrees():
+    inputs, outputs = _model()
+    f = cr.function(inputs, outputs)
+    args = _args()
+    want = f(*args)
+    ref = cr.function(inputs, outputs, backend="interpreter")(*args)
+    outs, upd = _run_source(f.source, *args)
+    assert upd == []
+    for a, b, c in zip(outs, want, ref):
+        np.testing.assert_array_equal(np.asarray(a), b)
+        np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-14)
+
+
+def test_source_only_imports_numpy():
+    inputs, outputs = _model()
+    src = cr.function(inputs, outputs).source
+    imports = [n for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    modules = {a.name for n in imports if isinstance(n, ast.Import) for a in n.names} | {
+        n.module for n in imports if isinstance(n, ast.ImportFrom)}
+    assert "numpy" in modules and modules <= {"numpy", "math"}
+    assert not re.search(r"np\.bool\b(?!_)", src)  # np.bool is missing from NumPy < 2
+
+
+def test_source_is_deterministic():
+    s1 = cr.function(*_model()).source
+    s2 = cr.function(*_model()).source
+    assert s1 == s2
+    # and the same when compiled twice from one graph
+    inputs, outputs = _model()
+    assert cr.function(inputs, outputs).source == cr.function(inputs, outputs).source
+
+
+def test_source_reads_like_code():
+    x, W = cr.placeholder("x", (2, 3)), cr.placeholder("W", (3, 4))
+    h = cr.tanh(x @ W)
+    h.name = "h"
+    loss = cr.sum(h)
+    loss.name = "loss"
+    gW = cr.grad(loss, W)
+    src = cr.function([x, W], [loss, gW]).source
+    assert src.startswith("#")
+    assert "def compiled(x, W):" in src
+    assert re.search(r"^\s+h = ", src, re.M)
+    assert re.search(r"^\s+loss = ", src, re.M)
+    assert "grad_W" in src
+
+
+def test_interpreter_has_no_source():
+    x = cr.placeholder("x")
+    assert cr.function([x], x * 2, backend="interpreter").source is None
+
+
+@pytest.mark.parametrize("name", [
+    "x); import os #", "class", "1abc", "np", "t1", "None", "print", "_sigmoid",
+    "compiled", "x y", "__import__('os')", "é", "lambda", "match", "_", "t1\nimport os",
+])
+def test_hostile_placeholder_names(name):
+    x = cr.placeholder(name, (3,))
+    yname = "t2" if name == "t1" else "t1"  # names the generator gives temporaries
+    y = cr.placeholder(yname, (3,))
+    out = cr.sigmoid(x) * y + cr.exp(x) - 1.0
+    out.name = name
+    g = cr.grad(cr.sum(out), x)
+    g.name = name
+    f = cr.function([x, y], [out, g])
+    src = f.source
+    ast.parse(src)
+    assert "import os" not in src and "__import__" not in src
+    xv, yv = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    s = 1 / (1 + np.exp(-xv))
+    want_out = s * yv + np.exp(xv) - 1.0
+    want_g = s * (1 - s) * yv + np.exp(xv)
+    got = f(xv, yv)
+    np.testing.assert_allclose(got[0], want_out, rtol=1e-14)
+    np.testing.assert_allclose(got[1], want_g, rtol=1e-14)
+    outs, _ = _run_source(src, xv, yv)
+    np.testing.assert_array_equal(outs[0], got[0])
+    # keyword calls use the user's name, whatever the generated identifier
+    np.testing.assert_array_equal(f(**{name: xv, yname: yv})[0], got[0])
+
+
+def test_hostile_output_and_parameter_names():
+    # names also appear in the header comment: a newline must not end it
+    x = cr.placeholder("x")
+    p = cr.parameter(1.0, "p\nraise RuntimeError('p')")
+    out = x * 2 + p
+    out.name = "y\nraise RuntimeError('injected')"
+    f = cr.function([x], out, updates={p: p + 1.0})
+    ast.parse(f.source)
+    assert float(f(1.0)) == 3.0 and float(p.value) == 2.0
+
+
+def test_negative_literals_keep_their_precedence(backend):
+    y = cr.placeholder("y")
+    outs = [cr.power(-2.0, y), (-3.0) ** y, -3.0 - y, y - -3.0, y * -np.inf, cr.maximum(-1.0, y)]
+    got = cr.function([y], outs, backend=backend)(2.0)
+    want = [4.0, 9.0, -5.0, 5.0, -np.inf, 2.0]
+    assert [float(v) for v in got] == want
+
+
+def test_constants_round_trip_exactly():
+    x = cr.placeholder("x", (3,), "float32")
+    vals = [np.float32(0.1), np.array([np.nan, np.inf, -np.inf], np.float32),
+            np.array([1e-45, 3.4028235e38, -0.0], np.float32)]
+    out = x
+    for v in vals:
+        out = out + cr.constant(v)
+    big = np.random.default_rng(0).normal(size=100).astype(np.float32)
+    outs = [out, cr.sum(x) * cr.constant(big), cr.cast(x, "int8") + cr.constant(np.arange(3, dtype="int8")),
+            cr.logical_and(x > 0, cr.constant(np.array([True, False, True])))]
+    f = cr.function([x], outs)
+    xv = np.array([1.0, 2.0, 3.0], np.float32)
+    got = f(xv)
+    want = [xv + vals[0] + vals[1] + vals[2], np.sum(xv) * big,
+            xv.astype(np.int8) + np.arange(3, dtype=np.int8), (xv > 0) & np.array([1, 0, 1], bool)]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    outs2, _ = _run_source(f.source, xv)
+    for g, w in zip(outs2, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_updates_in_source():
+    x = cr.placeholder("x", (2,))
+    w = cr.parameter(np.array([1.0, 2.0]), "w")
+    loss = cr.sum((w * x) ** 2)
+    f = cr.function([x], loss, updates={w: w - 0.1 * cr.grad(loss, w)})
+    xv = np.array([1.0, -1.0])
+    outs, upd = _run_source(f.source, xv, np.array([1.0, 2.0]))
+    np.testing.assert_allclose(upd[0], [1.0 - 0.1 * 2 * 1.0, 2.0 - 0.1 * 2 * 2.0])
+    f(xv)
+    np.testing.assert_allclose(w.value, upd[0])
+
+
+def test_intermediates_are_freed():
+    x = cr.placeholder("x", (3,))
+    y = x
+    for _ in range(5):
+        y = cr.sin(y) * 2.0
+    src = cr.function([x], y).source
+    assert "del " in src
+    # every name deleted was assigned before
+    assigned = set(re.findall(r"^\s+(\w+) = ", src, re.M))
+    for line in re.findall(r"^\s+del (.+)$", src, re.M):
+        assert set(n.strip() for n in line.split(",")) <= assigned
+
+
+def test_check_finite_names_the_node(backend):
+    x = cr.placeholder("x", (2,))
+    r = cr.log(x)
+    r.name = "logx"
+    f = cr.function([x], cr.sum(r), backend=backend, check_finite=True)
+    assert np.isfinite(f(np.array([1.0, 2.0])))
+    with pytest.raises(cr.NonFiniteError) as e, np.errstate(invalid="ignore"):
+        f(np.array([1.0, -1.0]))
+    assert "logx" in str(e.value) and "log" in str(e.value)
+
+
+def test_tracebacks_show_generated_lines():
+    import traceback
+    x = cr.placeholder("x", (2,))
+    idx = cr.placeholder("idx", (1,), "int64")
+    f = cr.function([x, idx], cr.take(x * 2.0, idx))
+    with pytest.raises(IndexError) as e:
+        f(np.ones(2), np.array([5]))
+    text = "".join(traceback.format_exception(e.value))
+    assert "np.take(" in text
