@@ -129,6 +129,20 @@ def _as_updates(updates):
     return out
 
 
+# ops whose result may be (a view of) their first input's memory
+_VIEW_OPS = frozenset({"getitem", "reshape", "reshape_like", "transpose", "expand_dims",
+                       "squeeze", "broadcast_to", "broadcast_like", "stop_gradient",
+                       "sum_to_like", "cast"})
+
+
+def _may_view(v: Var, leaf_kinds) -> bool:
+    """Might the value of ``v`` be a leaf of one of ``leaf_kinds``, or a view
+    of one?"""
+    while v.op.name in _VIEW_OPS:
+        v = v.inputs[0]
+    return v.op.name in leaf_kinds
+
+
 class Function:
     """A compiled graph: call it with arrays, get arrays back.
 
@@ -156,9 +170,12 @@ class Function:
             self._by_name.setdefault(v.name, []).append(k)
         self._params = prog.params
         self._updated = [p for p, _ in upd]
-        self._copy_update = [v.is_leaf for _, v in upd]
-        # an output that is a parameter itself must not alias its state
-        self._copy_out = [v.op.name == "parameter" for v in outs]
+        # An output must not share memory with state the function keeps
+        # (parameters, constants: mutating the result would change later
+        # calls), nor a new parameter value with anything else.
+        self._copy_update = [_may_view(v, ("placeholder", "constant", "parameter"))
+                             for _, v in upd]
+        self._copy_out = [_may_view(v, ("constant", "parameter")) for v in outs]
         self._run, self.source = BACKENDS[backend](prog, check_finite=check_finite)
         self.backend = backend
         self.graph = CompiledGraph(self._rebuild(outs), dict(upd), prog.order)
