@@ -13,13 +13,15 @@ other rules (helpers for the common layouts are in ``ops/vmap.py``).
 from __future__ import annotations
 
 from ..ir import depends_on, topo_order
+from .banded import Banded, banded_rule
 from ..ops.vmap import elementwise_rule
 
 
 def batch_graph(outputs, seeds: dict):
     """Batched versions of ``outputs`` given batched values for seed nodes
-    (``{node_id: batched Var}``). Outputs that do not depend on a seed come
-    back as ``None``."""
+    (``{node_id: batched Var}``, or a :class:`Banded` for identity seeds of
+    a 1-D input). Outputs that do not depend on a seed come back as
+    ``None``."""
     order = topo_order(outputs)
     live = depends_on(order, [n for n in order if n.id in seeds])
     new = dict(seeds)
@@ -28,6 +30,12 @@ def batch_graph(outputs, seeds: dict):
             continue
         args = [new.get(i.id, i) for i in node.inputs]
         flags = [i.id in new for i in node.inputs]
+        if any(isinstance(a, Banded) for a in args):
+            result = banded_rule(node, args, flags)
+            if result is not None:
+                new[node.id] = result
+                continue
+            args = [a.dense() if isinstance(a, Banded) else a for a in args]
         rule = node.op.batch or (elementwise_rule if node.op.elementwise else None)
         if rule is None:
             raise NotImplementedError(f"{node.op.name} has no batching rule")
@@ -37,4 +45,5 @@ def batch_graph(outputs, seeds: dict):
             if not still:
                 continue
         new[node.id] = result
-    return [new.get(o.id) for o in outputs]
+    outs = [new.get(o.id) for o in outputs]
+    return [o.dense() if isinstance(o, Banded) else o for o in outs]

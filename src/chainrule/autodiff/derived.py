@@ -13,6 +13,7 @@ from ..ir import Var, make_leaf, topo_order
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.shape import eye_seed, reshape, transpose
+from .banded import Banded
 from .batching import batch_graph
 from .forward import jvp, push_forward
 from .reverse import backprop, grad
@@ -45,7 +46,7 @@ def _sweep(y: Var, x: Var, mode: str):
         ty = push_forward([y], [x], [t])[0]
         if ty is None:
             return None
-        tb = batch_graph([ty], {t.id: eye_seed(x.shape, x.dtype)})[0]
+        tb = batch_graph([ty], {t.id: _identity_seeds(x)})[0]
         moved = transpose(tb, tuple(range(1, tb.ndim)) + (0,))
         return reshape(moved, y.shape + x.shape)
     c = _seed_leaf(y, "cotangent")
@@ -54,6 +55,15 @@ def _sweep(y: Var, x: Var, mode: str):
         return None
     gb = batch_graph([gx], {c.id: eye_seed(y.shape, y.dtype)})[0]
     return reshape(gb, y.shape + x.shape)
+
+
+def _identity_seeds(x: Var):
+    """The n seeds of a forward sweep: eye(n); for a 1-D x, kept banded
+    (one diagonal of ones) so elementwise structure is exploited."""
+    if x.ndim == 1:
+        from ..ops.base import constant_var
+        return Banded({0: constant_var(np.ones(x.shape, x.dtype))}, x.shape[0])
+    return eye_seed(x.shape, x.dtype)
 
 
 def _flops(nodes) -> float:

@@ -1,6 +1,6 @@
 """The op library. Each op is declared once, in the module of its family."""
 
-from . import leaves, elementwise, reductions, shape, linalg, methods  # noqa: F401  (registers)
+from . import leaves, elementwise, reductions, shape, linalg, banded, methods  # noqa: F401  (registers)
 from .base import lift
 from .elementwise import (abs, add, cast, clip, cos, divide, equal, erf, exp, expm1,
                           greater, greater_equal, less, less_equal, log, log1p,

@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmark scripts: machine info and timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = ""
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]["name"]
+    except Exception:
+        pass
+    return (f"machine: {cpu}, {os.cpu_count()} cores; Python {sys.version.split()[0]}, "
+            f"NumPy {np.__version__} ({blas or 'blas ?'})")
+
+
+def median_time(fn, repeat=200, warmup=5, min_time=None) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` calls (after warm-up)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def table(headers, rows) -> str:
+    cols = [[str(h)] + [str(r[i]) for r in rows] for i, h in enumerate(headers)]
+    widths = [max(len(c) for c in col) for col in cols]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))
+    return "\n".join(lines)
+
+
+def ms(t) -> str:
+    return f"{t * 1e3:.3f}"
+
+
+def us(t) -> str:
+    return f"{t * 1e6:.1f}"
