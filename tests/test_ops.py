@@ -22,6 +22,7 @@ import pytest
 
 import chainrule as cr
 from chainrule.ir import REGISTRY, topo_order
+from chainrule.ops.banded import band_of, bands_to_dense  # forward-mode jacobian tangents
 from chainrule.ops.shape import eye_seed  # the identity seeds of jacobian sweeps
 
 from conftest import BACKENDS, numeric_directional, numeric_grad
@@ -99,6 +100,25 @@ def _lse(x, axis=None, keepdims=False):
 def _softmax(x, axis=-1):
     e = np.exp(x)
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _dense_ref(vs, offsets, rows):
+    m = vs[0].shape[-1]
+    out = np.zeros(vs[0].shape[:-1] + (rows, m))
+    for v, k in zip(vs, offsets):
+        for j in range(m):
+            if 0 <= j + k < rows:
+                out[..., j + k, j] += v[..., j]
+    return out
+
+
+def _band_ref(g, k):
+    rows, m = g.shape[-2:]
+    out = np.zeros(g.shape[:-2] + (m,))
+    for j in range(m):
+        if 0 <= j + k < rows:
+            out[..., j] = g[..., j + k, j]
+    return out
 
 
 A23 = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
@@ -298,6 +318,12 @@ CASES = list(unary_cases()) + [
          lambda x: np.clip(x, None, 0.3)),
     Case("clip_vars", {"x": M, "lo": P((3,), "normal"), "hi": P((2, 1), "pos")},
          lambda x, lo, hi: cr.clip(x, lo - 1.0, hi), lambda x, lo, hi: np.clip(x, lo - 1.0, hi)),
+    Case("clip_int_float_bounds", {"i": P((5,), "int:-3:4", "int64")},
+         lambda i: cr.clip(i, 0.5, 2.5), lambda i: np.clip(i, 0.5, 2.5), grad=False),
+    Case("clip_int_one_bound", {"i": P((5,), "int:-3:4", "int32")},
+         lambda i: cr.clip(i, None, 1), lambda i: np.clip(i, None, 1), grad=False),
+    Case("clip_array_bound", {"x": M}, lambda x: cr.clip(x, A23 - 1.0, None),
+         lambda x: np.clip(x, A23 - 1.0, None)),
     Case("stop_gradient", {"x": M}, lambda x: cr.stop_gradient(x), lambda x: x, grad=False),
     Case("zeros_like", {"x": M}, lambda x: cr.zeros_like(x) + x, lambda x: np.zeros_like(x) + x),
     Case("ones_like", {"x": M}, lambda x: cr.ones_like(x) * 2.0 - x,
@@ -335,6 +361,27 @@ CASES = list(unary_cases()) + [
          lambda x: np.zeros_like(x) + np.ones_like(x) * x),
     Case("none_softmax_matmul", {"x": P((None, 3), run=(2, 3)), "W": P((3, 2))},
          lambda x, W: cr.softmax(x @ W), lambda x, W: _softmax(x @ W)),
+    Case("none_index_reverse", {"x": P((None, 3), run=(4, 3))}, lambda x: x[::-1, ::-2]),
+    Case("none_index_list", {"x": P((None, 3), run=(4, 3))}, lambda x: x[[0, 2, 0]]),
+    Case("stack_scalars", {"s": P(())}, lambda s: cr.stack([s, 2.0, s * 3]),
+         lambda s: np.stack([s, 2.0, s * 3])),
+    Case("where_scalars", {"x": M}, lambda x: cr.where(x > 0.2, 1.0, x),
+         lambda x: np.where(x > 0.2, 1.0, x)),
+    Case("outer_scalars", {"s": P(()), "t": P(())}, lambda s, t: cr.outer(s, t), np.outer),
+    Case("tensordot_negative_axes", {"a": M, "b": P((4, 3))},
+         lambda a, b: cr.tensordot(a, b, axes=([-1], [-1])),
+         lambda a, b: np.tensordot(a, b, axes=([-1], [-1]))),
+    Case("mean_empty_axes", {"x": M}, lambda x: x.mean(axis=()), lambda x: np.mean(x, axis=())),
+    Case("transpose_negative", {"x": P((2, 3, 4))}, lambda x: cr.transpose(x, (-1, 0, 1)),
+         lambda x: np.transpose(x, (-1, 0, 1))),
+    Case("bands_to_dense", {"a": P((4,)), "b": P((4,)), "c": P((4,))},
+         lambda a, b, c: bands_to_dense([a, b, c], (0, 1, -2), 5),
+         lambda a, b, c: _dense_ref([a, b, c], (0, 1, -2), 5)),
+    Case("bands_to_dense_batched", {"a": P((2, 3))},
+         lambda a: bands_to_dense([a], (1,), 3), lambda a: _dense_ref([a], (1,), 3)),
+    Case("band_of", {"g": P((5, 4))}, lambda g: band_of(g, -1), lambda g: _band_ref(g, -1)),
+    Case("band_of_batched", {"g": P((2, 3, 4))}, lambda g: band_of(g, 2),
+         lambda g: _band_ref(g, 2)),
     Case("eye_seed", {"x": M}, lambda x: eye_seed((2, 3), "float64") * x,
          lambda x: np.eye(6).reshape(6, 2, 3) * x),
     Case("none_index_take", {"x": P((None, 4), run=(3, 4))},

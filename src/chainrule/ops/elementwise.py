@@ -437,12 +437,10 @@ def clip(a, a_min, a_max):
         info = np.iinfo(a.dtype) if a.dtype.kind in "iu" else None
         lo_default = info.min if info else False
         hi_default = info.max if info else True
-    lo = lift(lo_default if a_min is None else a_min, a)
-    hi = lift(hi_default if a_max is None else a_max, a)
-    if lo.dtype != a.dtype and not isinstance(a_min, Var):
-        lo = constant_var(np.asarray(const_value(lo)).astype(a.dtype))
-    if hi.dtype != a.dtype and not isinstance(a_max, Var):
-        hi = constant_var(np.asarray(const_value(hi)).astype(a.dtype))
+    # a missing bound is the widest value of a's own dtype (so it cannot
+    # change the result type); given bounds promote as in np.clip
+    lo = constant_var(lo_default, a.dtype) if a_min is None else lift(a_min, a)
+    hi = constant_var(hi_default, a.dtype) if a_max is None else lift(a_max, a)
     return apply(_clip, (a, lo, hi))
 
 
