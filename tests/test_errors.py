@@ -242,3 +242,24 @@ def test_no_truth_value_and_no_equality_overload():
             pass
     y = cr.placeholder("x")
     assert (x == y) is False and {x: 1, y: 2}[y] == 2
+
+
+# -- run-time failures name the node and the inputs ---------------------------------------
+
+def test_unknown_dims_that_do_not_broadcast(backend):
+    x, y = cr.placeholder("x", (None,)), cr.placeholder("y", (None,))
+    total = x + y
+    total.name = "total"
+    f = cr.function([x, y], cr.sum(total * 2), backend=backend)
+    assert float(f(np.ones(3), np.ones(3))) == 12.0
+    with pytest.raises(cr.InputError) as e:
+        f(np.ones(3), np.ones(4))
+    _has_all(_msg(e), "total", "add", "x (3,)", "y (4,)")
+
+
+def test_index_out_of_range_at_run_time(backend):
+    x, i = cr.placeholder("x", (3,)), cr.placeholder("i", (2,), "int64")
+    f = cr.function([x, i], cr.take(x, i), backend=backend)
+    with pytest.raises(cr.InputError) as e:
+        f(np.ones(3), np.array([0, 5]))
+    _has_all(_msg(e), "take", "x", "i", "5")

@@ -39,6 +39,14 @@ def chain():
     return x0, x, cr.grad(x, x0)
 
 
+def test_gradient_graph_is_linear_in_the_chain(chain):
+    # the cheap-gradient principle: a constant number of nodes per forward op
+    x0, x, g = chain
+    forward = len(topo_order([x]))
+    total = len(topo_order([x, g]))
+    assert total - forward <= 2 * forward
+
+
 @pytest.mark.parametrize("backend", ["interpreter", "numpy"])
 def test_long_chain_runs(chain, backend):
     x0, x, g = chain

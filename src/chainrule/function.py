@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .backends import BACKENDS, Program
+from .backends.program import NodeFailure, describe_node
 from .errors import InputError
 from .ir import Var, flatten, topo_order
 from .ops.base import fmt_shape, is_float, lift
@@ -216,7 +217,13 @@ class Function:
         if kwargs or len(args) != len(specs):
             args = self._bind(args, kwargs)
         arrays = [s.convert(a) for s, a in zip(specs, args)]
-        outs, news = self._run(arrays, [p._state for p in self._params])
+        try:
+            outs, news = self._run(arrays, [p._state for p in self._params])
+        except NodeFailure as e:
+            given = ", ".join(f"{s.name} {fmt_shape(np.shape(a))}" for s, a in zip(specs, arrays))
+            raise InputError(
+                f"{describe_node(e.node)} failed on the inputs given ({given}): "
+                f"{e.error}") from e.error
         for p, new, copy in zip(self._updated, news, self._copy_update):
             p._state = np.array(new, dtype=p.dtype) if copy else np.asarray(new)
         return self._rebuild([np.array(o) if copy or type(o) is not np.ndarray else o

@@ -3,7 +3,7 @@ its last use."""
 
 from __future__ import annotations
 
-from .program import Program, last_uses, non_finite
+from .program import RUNTIME_ERRORS, NodeFailure, Program, last_uses, non_finite
 
 
 def compile_program(prog: Program, check_finite: bool = False):
@@ -26,7 +26,10 @@ def compile_program(prog: Program, check_finite: bool = False):
             elif name == "constant":
                 val = node._const
             else:
-                val = node.op.impl(node.attrs, *[env[x.id] for x in node.inputs])
+                try:
+                    val = node.op.impl(node.attrs, *[env[x.id] for x in node.inputs])
+                except RUNTIME_ERRORS as e:
+                    raise NodeFailure(node, e) from e
                 if check_finite:
                     non_finite(node, val)
             env[node.id] = val

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..ops.base import dtype_expr
-from .program import Program, describe_node, last_uses
+from .program import RUNTIME_ERRORS, NodeFailure, Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
 _TEMP = re.compile(r"t[0-9]+")
@@ -105,8 +105,10 @@ def _inline_ok(const, consumer) -> bool:
     return all(i.dtype == consumer.dtype for i in consumer.inputs if i is not const)
 
 
-def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False):
-    """Return ``(source, arg_names)`` for the program."""
+def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
+             line_nodes: dict | None = None):
+    """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
+    (if given) with the line number of each node's statement -> the node."""
     namer = Namer()
     names = {}
     args = []
@@ -141,6 +143,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     # (rebinding frees the old value) instead of a `del` line: Python's
     # compiler is then much faster, and memory is freed just as early.
     pool = [] if len(order) > POOL_ABOVE else None
+    body_nodes = []
     for i, node in enumerate(order):
         if node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
@@ -152,6 +155,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             nm = pool.pop() if pool and not node.name else namer.fresh(node.name)
             names[node.id] = nm
             locals_.add(node.id)
+            body_nodes.append((len(body), node))
             body.append(f"{nm} = {expr}")
             if check_finite and node.dtype.kind == "f":
                 body.append(f"_finite({nm}, {describe_node(node)!r})")
@@ -185,6 +189,9 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     lines += hoisted
     if hoisted:
         lines.append("")
+    if line_nodes is not None:
+        first = len(lines) + 2  # the 1-based number of the first body line
+        line_nodes.update((first + k, node) for k, node in body_nodes)
     lines.append(f"def {fn_name}({', '.join(args)}):")
     lines += ["    " + b for b in body]
     lines.append(f"    return [{', '.join(outs)}], [{', '.join(upds)}]")
@@ -213,8 +220,29 @@ def _finite_check(v, where):
 
 
 def compile_program(prog: Program, check_finite: bool = False):
-    source, _ = generate(prog, check_finite=check_finite)
+    line_nodes = {}
+    source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes)
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
+    code = fn.__code__
 
-    return (lambda args, param_values: fn(*args, *param_values)), source
+    def run(args, param_values):
+        try:
+            return fn(*args, *param_values)
+        except RUNTIME_ERRORS as e:
+            node = _failing_node(e, code, line_nodes)
+            if node is None:
+                raise
+            raise NodeFailure(node, e) from e
+
+    return run, source
+
+
+def _failing_node(error, code, line_nodes):
+    """The node whose statement in the generated function raised ``error``."""
+    tb, node = error.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            node = line_nodes.get(tb.tb_lineno)
+        tb = tb.tb_next
+    return node

@@ -26,6 +26,19 @@ class Program:
         self.params += [p for p, _ in self.updates if p.id not in used]
 
 
+class NodeFailure(Exception):
+    """A node's computation raised ``error`` at run time: input values or
+    run-time sizes (unknown dims) that do not fit. ``cr.function`` turns it
+    into an InputError naming the node."""
+
+    def __init__(self, node: Var, error: Exception):
+        super().__init__(f"{describe_node(node)}: {error}")
+        self.node, self.error = node, error
+
+
+RUNTIME_ERRORS = (ValueError, IndexError)  # what bad values raise; not internal bugs
+
+
 def last_uses(order, keep_ids) -> dict:
     """Map position i in ``order`` -> ids of values that die after step i
     (never those in ``keep_ids``, e.g. outputs)."""
