@@ -8,10 +8,9 @@ product of atom powers), merging equal monomials, and printing it back keeps
 the k-th derivative polynomial in k instead of exponential.
 
 Safety: a monomial whose coefficient cancels to zero is dropped only if
-every atom in it is a total function (finite on finite inputs; overflow is
-rounding) and every input it reads is still read by the terms that remain,
-so a NaN in an input still reaches the result. Atom powers cancel (f/f)
-only for atoms known positive. The pass is kept only when it makes the
+every atom in it is known finite; otherwise it is kept as ``0 * m`` so a
+NaN or inf still reaches the result (as ``x - x`` rule does). Atom powers
+cancel (f/f) only for atoms known positive. The pass is kept only when it makes the
 graph smaller (``optimize`` compares node counts).
 """
 
@@ -22,7 +21,7 @@ import numpy as np
 from .. import ops
 from ..ir import make_node, topo_order
 from ..ops.base import constant_var
-from .facts import known_positive
+from .facts import known_finite, known_positive
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
 MAX_TERMS = 24        # a form larger than this stays an atom for its users
@@ -32,16 +31,6 @@ MAX_TERMS = 24        # a form larger than this stays an atom for its users
 SHARED_ATOMS = 3
 MAX_PRODUCT = 64      # cap on the terms of a product before giving up
 MAX_POWER = 8
-# ops that are finite on finite inputs (overflow aside): safe to cancel
-_TOTAL = {"add", "subtract", "negative", "multiply", "square", "exp", "sin", "cos",
-          "tanh", "sigmoid", "softplus", "erf", "abs", "relu", "sign", "maximum",
-          "minimum", "where", "expm1", "sum", "mean", "max", "min", "matmul",
-          "transpose", "reshape", "getitem", "broadcast_to", "expand_dims", "squeeze",
-          "cast", "stop_gradient", "softmax", "log_softmax", "logsumexp", "clip",
-          "concatenate", "tensordot", "take", "placeholder", "parameter", "constant",
-          "eye", "full_like", "count", "prod"}
-
-
 class _Poly:
     """{monomial: coefficient}; a monomial is a sorted tuple of
     (atom id, power). The empty monomial is the constant term."""
@@ -135,8 +124,6 @@ def _collect(order, outputs, dry):
             users[i.id] = users.get(i.id, 0) + 1
     atoms = {}          # atom id -> Var (rebuilt)
     positive_cache = {}
-    total_cache = {}
-    leaves_cache = {}
     forms = {}          # node id -> _Poly or None (not representable)
     rebuilt = {}        # node id -> rebuilt Var
 
@@ -145,29 +132,7 @@ def _collect(order, outputs, dry):
             positive_cache[aid] = known_positive(atoms[aid])
         return positive_cache[aid]
 
-    def total(v):
-        return total_cache.get(v.id, False)
-
-    def leaves(v):
-        return leaves_cache.get(v.id, frozenset())
-
-    def remember(v):
-        # facts about a rebuilt Var: is it total, which inputs does it read
-        if v.id in total_cache:
-            return
-        for n in topo_order([v], skip=total_cache):
-            total_cache[n.id] = n.op.name in _TOTAL and all(total_cache[i.id] for i in n.inputs)
-            if n.op.name in ("placeholder", "parameter"):
-                leaves_cache[n.id] = frozenset([n.id])
-            else:
-                acc = frozenset()
-                for i in n.inputs:
-                    acc |= leaves_cache[i.id]
-                leaves_cache[n.id] = acc
-
     def as_atom(v):
-        if not dry:
-            remember(v)
         atoms[v.id] = v
         return _Poly.atom(v.id)
 
@@ -190,7 +155,8 @@ def _collect(order, outputs, dry):
             return v
         r = rebuilt.get(v.id)
         if r is None:
-            r = rebuilt[v.id] = _print(forms[v.id], atoms, v)
+            form = _drop_cancelled(forms[v.id], atoms)
+            r = rebuilt[v.id] = _print(form, atoms, v)
             if v.name and r.name is None and not r.is_leaf:
                 r.name = v.name
         return r
@@ -237,12 +203,8 @@ def _collect(order, outputs, dry):
     for n in order:
         if not n.inputs:
             rebuilt[n.id] = n
-            if not dry:
-                remember(n)
             continue
         f = form_of(n)
-        if f is not None and not dry:
-            f = _drop_cancelled(f, atoms, total, leaves)
         if f is not None:
             forms[n.id] = f
         elif not dry:
@@ -266,22 +228,13 @@ def _invert(p, node, as_atom, get):
     return _Poly({tuple((a, -e) for a, e in m): 1})
 
 
-def _drop_cancelled(f, atoms, total, leaves):
-    """Drop monomials whose coefficient cancelled to zero, or return None
-    when dropping one could hide a NaN or inf (see the module docstring)."""
-    zero = [m for m, c in f.terms.items() if c == 0]
-    if not zero:
-        return f
-    keep = {m: c for m, c in f.terms.items() if c != 0}
-    kept_leaves = frozenset()
-    for m in keep:
-        for a, _ in m:
-            kept_leaves |= leaves(atoms[a])
-    for m in zero:
-        for a, _ in m:
-            if not total(atoms[a]) or not leaves(atoms[a]) <= kept_leaves:
-                return None
-    return _Poly(keep)
+def _drop_cancelled(f, atoms):
+    """Drop the monomials whose coefficient cancelled to zero when all their
+    atoms are known finite; any other stays, printed as ``0 * m``, so a NaN
+    or inf in it still turns the result into NaN as the unrewritten graph
+    would (``x - x`` is NaN for x = inf)."""
+    return _Poly({m: c for m, c in f.terms.items()
+                  if c != 0 or not all(known_finite(atoms[a]) for a, _ in m)})
 
 
 def _const(value, dtype):
