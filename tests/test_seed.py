@@ -100,3 +100,30 @@ def test_neuron_gradient_matches_finite_differences(backend):
     want = numeric_grad(ref, [wv, xv, 0.2])
     for got, exp in zip(f(wv, xv, 0.2, 0.3), want):
         np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-9)
+
+
+def test_grad_structures_and_intermediates(backend):
+    x = cr.placeholder("x", (3,))
+    h = cr.tanh(x)
+    cost = cr.sum(h * h)
+    res = cr.grad(cost, {"x": x, "h": h})
+    assert set(res) == {"x", "h"}
+    tup = cr.grad(cost, (x,))
+    assert isinstance(tup, tuple) and len(tup) == 1
+    xv = np.array([0.3, -0.2, 1.0])
+    got = cr.function([x], res, backend=backend)(xv)
+    t = np.tanh(xv)
+    np.testing.assert_allclose(got["h"], 2 * t, rtol=1e-14)
+    np.testing.assert_allclose(got["x"], 2 * t * (1 - t ** 2), rtol=1e-13)
+
+
+def test_gradient_is_a_graph_that_differentiates_again(backend):
+    x = cr.placeholder("x")
+    y = cr.sin(x) * x
+    derivs = [y]
+    for _ in range(4):
+        derivs.append(cr.grad(derivs[-1], x))
+    got = [float(v) for v in cr.function([x], derivs, backend=backend)(0.7)]
+    s, c, a = np.sin(0.7), np.cos(0.7), 0.7
+    want = [a * s, s + a * c, 2 * c - a * s, -3 * s - a * c, -4 * c + a * s]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
