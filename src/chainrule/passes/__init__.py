@@ -61,7 +61,10 @@ def optimize_vars(outputs, passes=None, report=None):
         tables = [STABILITY, ALGEBRA, FOLDING]
         outs = rewrite(outs, tables, report)
         trial = Counter()
-        collected = rewrite(collect(outs), tables, trial)
+        collected = collect(outs)
+        if all(a is b for a, b in zip(collected, outs)):
+            return outs
+        collected = rewrite(collected, tables, trial)
         if len(topo_order(collected)) < len(topo_order(outs)):
             report["collect_like_terms"] += 1
             report.update(trial)
