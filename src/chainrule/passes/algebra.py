@@ -488,3 +488,43 @@ def cast_noop(n):
     x = n.inputs[0]
     if x.dtype == n.dtype:
         return x
+
+
+@rule("reshape")
+def reshape_of_keepdims_reduction(n):
+    """reshape(sum(x, axes, keepdims=True)) to the reduced shape -> sum(x, axes)"""
+    r = n.inputs[0]
+    if r.op.name not in ("sum", "mean", "max", "min", "prod") or not r.attrs[1]:
+        return None
+    axes = r.attrs[0]
+    x = r.inputs[0]
+    if tuple(d for i, d in enumerate(x.shape) if i not in axes) == n.shape:
+        return _REDUCE[r.op.name](x, axes)
+
+
+_REDUCE = {"sum": ops.sum, "mean": ops.mean, "max": ops.max, "min": ops.min,
+           "prod": ops.prod}
+
+
+def _numel(v):
+    size = 1
+    for d in v.shape:
+        size *= 1 if d is None else d
+    return size
+
+
+@rule("multiply")
+def scale_before_matmul(n):
+    """c * (a @ b) -> a @ (c * b) (or (c * a) @ b): scale the smaller
+    operand, not the larger product"""
+    a, b = n.inputs
+    for c, m in ((a, b), (b, a)):
+        if c.ndim != 0 or uniform(c) is None or m.op.name != "matmul" or not _same(m, n):
+            continue
+        left, right = m.inputs
+        small = left if _numel(left) <= _numel(right) else right
+        if _numel(small) >= _numel(m):
+            return None
+        if small is left:
+            return ops.matmul(ops.multiply(c, left), right)
+        return ops.matmul(left, ops.multiply(c, right))
