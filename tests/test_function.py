@@ -236,16 +236,12 @@ def test_repeated_calls_are_independent(backend):
 
 # -- the default pipeline inside cr.function keeps types and unknown dims ------------------
 
-@pytest.mark.xfail(strict=True, reason="passes/algebra.py: x*0 folds to np.full(shape) "
-                                       "with a None dim")
 def test_integer_times_zero_with_unknown_dims(backend):
     labels = cr.placeholder("labels", (None,), "int64")
     f = cr.function([labels], labels * 0 + labels, backend=backend)
     np.testing.assert_array_equal(f(np.array([1, 2])), [1, 2])
 
 
-@pytest.mark.xfail(strict=True, reason="passes: rule div_pow2 turns int / 2 into an "
-                                       "int64 result")
 def test_integer_true_division(backend):
     i = cr.placeholder("i", (3,), "int64")
     got = cr.function([i], i / 2, backend=backend)(np.array([1, 2, 3]))

@@ -24,7 +24,17 @@ def _same(x, node) -> bool:
 
 
 def _fill(node, value):
-    return constant_var(np.full(node.shape, value, dtype=node.dtype))
+    """A constant shaped like ``node``; with unknown dims, a run-time fill
+    shaped like one of its operands that already has the node's shape."""
+    if all(d is not None for d in node.shape):
+        return constant_var(np.full(node.shape, value, dtype=node.dtype))
+    for x in node.inputs:
+        if x.shape == node.shape:
+            fill = ops.zeros_like if value == 0 else ops.ones_like
+            out = fill(x, node.dtype)
+            if value in (0, 1):
+                return out
+    return None
 
 
 def _scalar(value, dtype):
@@ -105,7 +115,7 @@ def div_pow2(n):
         return None
     m, _ = np.frexp(c)
     if abs(m) == 0.5:
-        return ops.multiply(a, _scalar(1.0 / c, b.dtype))
+        return ops.multiply(a, _scalar(1.0 / c, n.dtype))
 
 
 @rule("power")
