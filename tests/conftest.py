@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.ir import topo_order
 
 BACKENDS = ("interpreter", "numpy")
 
@@ -76,17 +75,6 @@ def assert_same_structure_close(got, want, rtol=1e-7, atol=1e-9):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
-def op_names(outputs):
-    """The op names of every node the ``outputs`` depend on."""
-    outs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return {n.op.name for n in topo_order(list(outs))}
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1234)
