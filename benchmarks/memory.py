@@ -1,0 +1,45 @@
+"""Peak memory (tracemalloc) of one train step of the 784-256-10 MLP at
+batch 128: chainrule's compiled step against the hand-written NumPy step.
+
+    python benchmarks/memory.py
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+from _common import machine_info, table
+from mlp_step import chainrule_step, init, numpy_step_factory
+
+
+def peak(fn) -> int:
+    fn()  # warm up (first-call allocations, caches)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return top
+
+
+def main():
+    print(machine_info())
+    rows = []
+    for dtype in ("float64", "float32"):
+        sizes, batch = (784, 256, 10), 128
+        rng = np.random.default_rng(1)
+        values = init(sizes, dtype)
+        x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+        y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
+        f, _ = chainrule_step(sizes, batch, dtype, 0.1, values)
+        step, _ = numpy_step_factory(values, 0.1)
+        p_cr, p_np = peak(lambda: f(x, y)), peak(lambda: step(x, y))
+        rows.append((dtype, f"{p_cr / 1e6:.2f}", f"{p_np / 1e6:.2f}", f"{p_cr / p_np:.2f}"))
+    print("\nPeak traced memory of one SGD step of 784-256-10 at batch 128, MB")
+    print(table(["dtype", "chainrule", "hand-written numpy", "ratio (target <= 1.2)"], rows))
+
+
+if __name__ == "__main__":
+    main()
