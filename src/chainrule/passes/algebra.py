@@ -252,10 +252,14 @@ def div_self(n):
 
 @rule("add")
 def add_self(n):
-    """x + x -> 2 * x"""
+    """(c * x) + (c * x) -> (2c) * x. A bare x + x stays: 2 * x would add a
+    node (the constant); add_scaled still merges (x + x) + x -> 3 * x."""
     a, b = n.inputs
-    if a is b and n.dtype.kind == "f":
-        return ops.multiply(_scalar(2, n.dtype), a)
+    if a is not b or n.dtype.kind != "f":
+        return None
+    c, x = _split_coeff(a)
+    if c != 1 and _same(x, n):
+        return ops.multiply(_scalar(2 * c, n.dtype), x)
 
 
 @rule("multiply")
@@ -297,7 +301,10 @@ def sub_scaled(n):
 
 
 def _split_coeff(v):
-    """``c * x`` -> (c, x) for a scalar constant c; anything else -> (1, v)."""
+    """``c * x`` -> (c, x) for a scalar constant c, ``x + x`` -> (2, x);
+    anything else -> (1, v)."""
+    if v.op.name == "add" and v.inputs[0] is v.inputs[1]:
+        return 2, v.inputs[0]
     if v.op.name == "multiply":
         a, b = v.inputs
         for c, x in ((a, b), (b, a)):

@@ -223,6 +223,8 @@ def _invert(p, node, as_atom, get):
         return None
     if len(p) == 1:
         (m, c), = p.terms.items()
+        if c == 0:
+            return None  # x / 0 stays a division (inf or NaN at run time)
         return _Poly({tuple((a, -e) for a, e in m): 1.0 / c})
     (m, _), = as_atom(get(node)).terms.items()
     return _Poly({tuple((a, -e) for a, e in m): 1})
