@@ -131,15 +131,10 @@ def _as_updates(updates):
 
 
 # ops whose result may be (a view of) their first input's memory
-_VIEW_OPS = frozenset({"getitem", "reshape", "reshape_like", "transpose", "expand_dims",
-                       "squeeze", "broadcast_to", "broadcast_like", "stop_gradient",
-                       "sum_to_like", "cast"})
-
-
 def _may_view(v: Var, leaf_kinds) -> bool:
     """Might the value of ``v`` be a leaf of one of ``leaf_kinds``, or a view
     of one?"""
-    while v.op.name in _VIEW_OPS:
+    while v.op.aliases or v.op.name == "cast":  # cast(copy=False) in the interpreter
         v = v.inputs[0]
     return v.op.name in leaf_kinds
 

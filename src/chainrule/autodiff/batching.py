@@ -31,7 +31,7 @@ def batch_graph(outputs, seeds: dict):
         args = [new.get(i.id, i) for i in node.inputs]
         flags = [i.id in new for i in node.inputs]
         if any(isinstance(a, Banded) for a in args):
-            result = banded_rule(node, args, flags)
+            result = banded_rule(node, args, flags) if _keeps_bands(node, args) else None
             if result is not None:
                 new[node.id] = result
                 continue
@@ -47,3 +47,11 @@ def batch_graph(outputs, seeds: dict):
         new[node.id] = result
     outs = [new.get(o.id) for o in outputs]
     return [o.dense() if isinstance(o, Banded) else o for o in outs]
+
+
+def _keeps_bands(node, args) -> bool:
+    """An elementwise op keeps a banded operand banded only if it does not
+    broadcast it: a length-1 value spread along the output has every
+    output entry depend on the same seed, which is not a diagonal."""
+    return not node.op.elementwise or all(
+        i.shape == node.shape for i, a in zip(node.inputs, args) if isinstance(a, Banded))

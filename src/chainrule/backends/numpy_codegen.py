@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..ops.base import dtype_expr
+from .buffers import BufferPlan
 from .program import RUNTIME_ERRORS, NodeFailure, Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
@@ -106,7 +107,7 @@ def _inline_ok(const, consumer) -> bool:
 
 
 def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
-             line_nodes: dict | None = None):
+             line_nodes: dict | None = None, reuse: bool = True):
     """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
     (if given) with the line number of each node's statement -> the node."""
     namer = Namer()
@@ -143,23 +144,39 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     # (rebinding frees the old value) instead of a `del` line: Python's
     # compiler is then much faster, and memory is freed just as early.
     pool = [] if len(order) > POOL_ABOVE else None
+    plan = BufferPlan(order, keep, prog.updates) if pool is None and reuse else None
     body_nodes = []
     for i, node in enumerate(order):
+        if plan is not None:
+            plan.at(i)
+        stale = None
         if node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
                 raise AssertionError("placeholder missing from the program inputs")
+            if plan is not None and node.id in names:
+                plan.record(node, names[node.id])
         else:
             op = node.op
             helpers.update(op.helpers)
-            expr = op.emit(node.attrs, *[ref(x, node) for x in node.inputs])
+            operands = [ref(x, node) for x in node.inputs]
+            target = plan.choose(node, i) if plan is not None else None
+            if target is not None:
+                expr = f"{op.ufunc}({', '.join(operands)}, out={target[1]})"
+            else:
+                expr = op.emit(node.attrs, *operands)
             nm = pool.pop() if pool and not node.name else namer.fresh(node.name)
             names[node.id] = nm
             locals_.add(node.id)
+            if plan is not None:
+                stale = plan.record(node, nm, None if target is None else target[0])
             body_nodes.append((len(body), node))
             body.append(f"{nm} = {expr}")
             if check_finite and node.dtype.kind == "f":
                 body.append(f"_finite({nm}, {describe_node(node)!r})")
-        dead = [names[d] for d in dying.get(i, ()) if d in locals_]
+        dead = [names[d] for d in dying.get(i, ())
+                if d in locals_ and not (plan is not None and plan.keep_bound(d, i))]
+        if stale is not None:
+            dead.append(stale)
         if pool is not None:
             pool.extend(d for d in dead if _TEMP.fullmatch(d))
             dead = [d for d in dead if not _TEMP.fullmatch(d)]

@@ -44,6 +44,11 @@ class Op:
     # axis; returns the batched result. Elementwise ops need none (a generic
     # rule covers them); jacobian/hessian use it to push many seeds at once.
     batch: Callable[..., Any] | None = None
+    # Code-generator facts: ``ufunc`` names a NumPy function that takes the
+    # inputs positionally and an ``out=`` buffer (so a dead buffer can be
+    # reused); ``aliases`` says the result may be a view of input 0.
+    ufunc: str | None = None
+    aliases: bool = False
     # Helper functions the emitted code calls, as {name: python source};
     # the code generator pastes each one used into the generated module.
     helpers: dict = field(default_factory=dict)

@@ -63,7 +63,7 @@ def _unary_jvp(deriv):
     return jvp
 
 
-def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0):
+def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None):
     """Declare ``name(x) = fn(x)`` elementwise with ``f'(x) = deriv(x, y)``
     (``y`` is the op's output; ``deriv=None`` means f' = 0 everywhere)."""
     op = register(Op(
@@ -73,6 +73,7 @@ def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0):
         vjp=_unary_vjp(deriv),
         jvp=_unary_jvp(deriv),
         emit=emit or (lambda attrs, x: f"np.{name}({x})"),
+        ufunc=ufunc or (None if emit else f"np.{name}"),
         elementwise=True,
         helpers=helpers or {},
         flops=lambda node: flops * _size(node),
@@ -156,6 +157,7 @@ _negative_op = register(Op(
     emit=lambda attrs, x: f"-{x}",
     elementwise=True,
     flops=_size,
+    ufunc="np.negative",
 ))
 
 
@@ -210,6 +212,7 @@ def binary(name, fn, px, py, emit, commutative=False, flops=1.0):
         commutative=commutative,
         elementwise=True,
         flops=lambda node: flops * _size(node),
+        ufunc=f"np.{name}",
     ))
 
 
@@ -319,6 +322,7 @@ def _nodiff(name, fn, sym, nargs=2):
         commutative=name in ("equal", "not_equal", "logical_and", "logical_or"),
         elementwise=True,
         flops=_size,
+        ufunc=f"np.{name}",
     ))
     if nargs == 1:
         def build(x):
@@ -421,7 +425,7 @@ _clip = register(Op(
     impl=lambda attrs, x, lo, hi: np.clip(x, lo, hi),
     vjp=_clip_vjp, jvp=_clip_jvp,
     emit=lambda attrs, x, lo, hi: f"np.clip({x}, {lo}, {hi})",
-    elementwise=True, flops=_size,
+    elementwise=True, flops=_size, ufunc="np.clip",
 ))
 
 
@@ -486,7 +490,7 @@ _stop = register(Op(
     vjp=lambda out, g, needs: [None],
     jvp=lambda out, ts: None,
     emit=lambda attrs, x: x,
-    elementwise=True, flops=lambda node: 0.0,
+    elementwise=True, flops=lambda node: 0.0, aliases=True,
 ))
 
 

@@ -248,4 +248,5 @@ def _batch_tensordot(out, args, batched):
 
 
 _matmul_op.batch = _batch_matmul
+_matmul_op.ufunc = "np.matmul"
 _tensordot_op.batch = _batch_tensordot

@@ -419,10 +419,31 @@ __all__ = ["sum", "mean", "max", "min", "prod", "logsumexp", "softmax",
 
 
 # -- batching rules (vmap): the reduced axes move one to the right ------------
-from .vmap import shift_axes_rule, unbatch_rule  # noqa: E402
+from .vmap import batch_all, batched_like, broadcast_seed, shift_axes_rule  # noqa: E402
+
+
+def _batch_count(out, args, batched):
+    axes, dt = out.attrs
+    n = make_node(_count_op, (args[0],), (tuple(a + 1 for a in axes), dt))
+    return broadcast_seed(n, args[0].shape[0])  # the same count for every member
+
+
+def _batch_sum_to_like(out, args, batched):
+    g, ref = args
+    if not batched[0]:  # only the shape of ref depends on the batch
+        (g, ref), _ = batch_all(args, batched)
+        batched = (True, True)
+    rank = ref.ndim - (1 if batched[1] else 0)
+    lead = g.ndim - 1 - rank
+    if lead:  # axes ref lacks altogether: known statically
+        g = sum(g, axis=tuple(range(1, 1 + lead)))
+    like = ref if batched[1] else batched_like(ref, g.shape[0])
+    return sum_to_like(g, like)
+
 
 for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _lse_op, _softmax_op,
             _log_softmax_op):
     _op.batch = shift_axes_rule
-_count_op.batch = lambda out, args, batched: (out, False)  # a shape function
-_sum_to_like_op.batch = unbatch_rule
+_count_op.batch = _batch_count
+_sum_to_like_op.batch = _batch_sum_to_like
+_sum_to_like_op.aliases = True  # returns its input when no sum is needed

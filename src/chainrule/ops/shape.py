@@ -556,9 +556,30 @@ def take(a, indices, axis=None):
 
 
 # -- batching rules (vmap): a leading batch axis is added to every operand ----
-from .vmap import broadcast_seed, shift_axes_rule, unbatch_rule  # noqa: E402
+from .vmap import (_lift_rank, batch_all, batch_size, batched_like,  # noqa: E402
+                   broadcast_seed, shift_axes_rule)
 
 _FULL = ("s", None, None, None)
+
+
+def _batch_reshape(out, args, batched):
+    # the requested shape (one dim may be -1), not the inferred one, which
+    # may hold unknown dims
+    return reshape(args[0], (args[0].shape[0],) + out.attrs[0])
+
+
+def _reshape_batched(x, ref, k):
+    """Batched ``x`` reshaped to ``(k,) + ref.shape`` (``ref`` unbatched)."""
+    if sum(d is None for d in ref.shape) <= 1:
+        return reshape(x, (k,) + tuple(-1 if d is None else d for d in ref.shape))
+    return make_node(_reshape_like_op, (x, batched_like(ref, k)))
+
+
+def _batch_reshape_like(out, args, batched):
+    x, ref = args
+    if batched[1]:  # the shape of ref depends on the batch
+        return make_node(_reshape_like_op, tuple(batch_all(args, batched)[0]))
+    return _reshape_batched(x, ref, x.shape[0])
 
 
 def _batch_broadcast_to(out, args, batched):
@@ -570,54 +591,85 @@ def _batch_broadcast_to(out, args, batched):
     return broadcast_to(x, (k,) + target)
 
 
+def _batch_broadcast_like(out, args, batched):
+    x, ref = args
+    if batched[1]:  # the shape of ref depends on the batch
+        x = _lift_rank(x, ref.ndim - 1) if batched[0] else expand_dims(x, 0)
+        return broadcast_like(x, ref)
+    from .elementwise import zeros_like
+    # adding a zero broadcasts to the run-time shape and keeps NaN and inf
+    return _lift_rank(x, ref.ndim) + zeros_like(ref, x.dtype)
+
+
 def _batch_getitem_grad(out, args, batched):
+    if not batched[0]:  # only the shape of ref depends on the batch
+        args, _ = batch_all(args, batched)
     g, ref = args
-    k = g.shape[0]
-    return make_node(_getitem_grad_op, (g, broadcast_seed(ref, k)),
-                     ((_FULL,) + out.attrs[0],))
+    like = ref if batched[1] else batched_like(ref, g.shape[0])
+    return make_node(_getitem_grad_op, (g, like), ((_FULL,) + out.attrs[0],))
 
 
 def _batch_take(out, args, batched):
     a, idx = args
-    if batched[1]:
-        raise NotImplementedError("take: batching over the indices is not supported")
     axis, = out.attrs
+    if batched[1]:
+        if batched[0]:
+            raise NotImplementedError(
+                "take: batching both the array and the indices is not supported")
+        res = make_node(_take_op, (a, idx), out.attrs)  # the batch axis lands at axis
+        if axis is None or axis == 0:
+            return res
+        return transpose(res, (axis,) + tuple(i for i in range(res.ndim) if i != axis))
     if axis is None:
         return make_node(_take_op, (reshape(a, (a.shape[0], -1)), idx), (1,))
     return make_node(_take_op, (a, idx), (axis + 1,))
 
 
 def _batch_take_grad(out, args, batched):
+    if batched[1]:
+        raise NotImplementedError("take: batching over the indices is not supported")
     g, idx, ref = args
-    k, axis = g.shape[0], out.attrs[0]
+    k = batch_size(args, batched)
+    if not batched[0]:  # only the shape of ref depends on the batch
+        g = broadcast_seed(g, k)
+    axis = out.attrs[0]
     if axis is None:
-        size = int(np.prod(ref.shape))
-        flat = make_node(_take_grad_op, (g, idx, broadcast_seed(reshape(ref, (size,)), k)),
-                         (1,))
-        return reshape(flat, (k,) + ref.shape)
-    return make_node(_take_grad_op, (g, idx, broadcast_seed(ref, k)), (axis + 1,))
+        flat_ref = reshape(ref, (k, -1)) if batched[2] else \
+            batched_like(reshape(ref, (-1,)), k)
+        flat = make_node(_take_grad_op, (g, idx, flat_ref), (1,))
+        if batched[2]:
+            return make_node(_reshape_like_op, (flat, ref))
+        return _reshape_batched(flat, ref, k)
+    like = ref if batched[2] else batched_like(ref, k)
+    return make_node(_take_grad_op, (g, idx, like), (axis + 1,))
 
 
 def _batch_concat(out, args, batched):
-    k = next(a.shape[0] for a, b in zip(args, batched) if b)
-    parts = [a if b else broadcast_seed(a, k) for a, b in zip(args, batched)]
-    return make_node(_concat_op, tuple(parts), (out.attrs[0] + 1,))
+    return make_node(_concat_op, tuple(batch_all(args, batched)[0]), (out.attrs[0] + 1,))
 
 
-_reshape_op.batch = lambda out, args, batched: reshape(args[0], (args[0].shape[0],) + out.shape)
+_reshape_op.aliases = True
+_reshape_op.batch = _batch_reshape
+_reshape_like_op.aliases = True
+_reshape_like_op.batch = _batch_reshape_like
+_transpose_op.aliases = True
 _transpose_op.batch = lambda out, args, batched: transpose(
     args[0], (0,) + tuple(p + 1 for p in out.attrs[0]))
+_expand_dims_op.aliases = True
 _expand_dims_op.batch = shift_axes_rule
+_squeeze_op.aliases = True
 _squeeze_op.batch = shift_axes_rule
+_broadcast_to_op.aliases = True
 _broadcast_to_op.batch = _batch_broadcast_to
+_broadcast_like_op.aliases = True
+_broadcast_like_op.batch = _batch_broadcast_like
+_getitem_op.aliases = True
 _getitem_op.batch = lambda out, args, batched: make_node(
     _getitem_op, (args[0],), ((_FULL,) + out.attrs[0],))
 _getitem_grad_op.batch = _batch_getitem_grad
 _take_op.batch = _batch_take
 _take_grad_op.batch = _batch_take_grad
 _concat_op.batch = _batch_concat
-for _op in (_reshape_like_op, _broadcast_like_op):
-    _op.batch = unbatch_rule
 
 
 # -- identity seeds for jacobians ------------------------------------------------

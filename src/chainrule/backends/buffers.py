@@ -1,0 +1,129 @@
+"""Buffer reuse for the generated code: which dead array an op may write
+into with ``out=`` instead of allocating a new one.
+
+A *buffer* is the memory of an array: made by one node, shared by the views
+taken of it and by later results written into it (its *members*). It is dead
+after step i once every member has had its last use; outputs and new
+parameter values never die. Three reuses, all checked against that rule:
+
+* an elementwise op writes into an operand that dies with it
+  (``t3 = np.tanh(t2, out=t2)``);
+* a new parameter value is written into the parameter's own state once
+  nothing else reads the old value (``W1 = W1 - lr * g`` in place);
+* any op with an ``out=`` form writes into a dead buffer of its shape and
+  dtype, kept (bound to its name) only while a later op could use it.
+
+Placeholders and constants are never written: their memory is the caller's
+or the program's.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+_NEVER = float("inf")
+
+
+def _key(node):
+    return (node.shape, node.dtype.str)
+
+
+def capable(node) -> bool:
+    """Can this node's op write into a given buffer?"""
+    return (node.op.ufunc is not None and node.ndim > 0
+            and all(d is not None for d in node.shape))
+
+
+class BufferPlan:
+    def __init__(self, order, keep_ids, updates):
+        self.last = {}
+        for i, node in enumerate(order):
+            for inp in node.inputs:
+                self.last[inp.id] = i
+        for k in keep_ids:
+            self.last[k] = _NEVER
+        self.buf = {}       # node id -> buffer key
+        self.members = {}   # buffer key -> member node ids
+        self.local = set()  # buffers made by this function
+        self.holder = {}    # buffer key -> (node id, name) in full layout, or None
+        self.shape = {}     # buffer key -> (shape, dtype)
+        self.pool = {}      # (shape, dtype) -> dead buffer keys kept for reuse
+        self.param_of = {v.id: p for p, v in updates}
+        self.demand = {}    # (shape, dtype) -> positions of capable nodes
+        for i, node in enumerate(order):
+            if capable(node):
+                self.demand.setdefault(_key(node), []).append(i)
+
+    def _dead_after(self, b, i) -> bool:
+        return all(self.last.get(m, -1) <= i for m in self.members[b])
+
+    def choose(self, node, i):
+        """``(buffer, name)`` that node i should write into, or None."""
+        if not capable(node):
+            return None
+        k = _key(node)
+        p = self.param_of.get(node.id)
+        if p is not None and any(x is p for x in node.inputs) and self.shape.get(p.id) == k \
+                and self.buf.get(p.id) == p.id and self._dead_after(p.id, i):
+            return p.id, self.holder[p.id][1]
+        if node.op.elementwise:
+            for inp in node.inputs:
+                b = self.buf.get(inp.id)
+                h = self.holder.get(b)
+                if b in self.local and h is not None and h[0] == inp.id \
+                        and self.shape[b] == k and self._dead_after(b, i):
+                    return b, h[1]
+        free = self.pool.get(k)
+        if free:
+            b = free.pop()
+            return b, self.holder[b][1]
+        return None
+
+    def record(self, node, name, written=None):
+        """Register node's result: written into ``written`` (a buffer key), a
+        view of its first operand, or a new buffer. Returns the name of a
+        pooled buffer's previous holder to delete now, if any."""
+        if written is not None:
+            b = written
+            prev = self.holder[b]
+            self.members[b].append(node.id)
+            self.buf[node.id] = b
+            self.holder[b] = (node.id, name)
+            was_pooled = prev is not None and self.last.get(prev[0], -1) < self._step
+            return prev[1] if (was_pooled and b in self.local and prev[1] != name) else None
+        if node.op.aliases and node.inputs and node.inputs[0].id in self.buf:
+            b = self.buf[node.inputs[0].id]
+            self.members[b].append(node.id)
+            self.buf[node.id] = b
+            return None
+        b = node.id
+        self.buf[b] = b
+        self.members[b] = [b]
+        self.holder[b] = (b, name)
+        self.shape[b] = _key(node)
+        if not node.is_leaf:
+            self.local.add(b)
+        return None
+
+    def at(self, i):
+        self._step = i
+
+    def keep_bound(self, node_id, i) -> bool:
+        """node_id has its last use at step i: keep its name bound (its buffer
+        goes to the pool) instead of deleting it?"""
+        b = self.buf.get(node_id)
+        h = self.holder.get(b)
+        if b not in self.local or h is None or h[0] != node_id:
+            return False
+        if not self._dead_after(b, i):
+            self.holder[b] = None  # a view outlives it: no name in full layout
+            return False
+        k = self.shape[b]
+        if k[0] == () or any(d is None for d in k[0]):
+            return False
+        positions = self.demand.get(k, ())
+        future = len(positions) - bisect_right(positions, i)
+        if future <= len(self.pool.get(k, ())):
+            return False
+        self.pool.setdefault(k, []).append(b)
+        return True
