@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .backends import BACKENDS, Program
-from .backends.program import NodeFailure, describe_node
+from .backends.program import RUNTIME_ERRORS, NodeFailure, describe_node
 from .errors import InputError
 from .ir import Var, flatten, topo_order
 from .ops.base import fmt_shape, is_float, lift
@@ -172,9 +172,16 @@ class Function:
         self._copy_update = [_may_view(v, ("placeholder", "constant", "parameter"))
                              for _, v in upd]
         self._copy_out = [_may_view(v, ("constant", "parameter")) for v in outs]
-        self._run, self.source = BACKENDS[backend](prog, check_finite=check_finite)
+        # outputs that are also new parameter values are copied too: the
+        # parameter's state may be updated in place by a later call
+        upd_ids = {v.id for _, v in upd}
+        self._copy_out = [c or v.id in upd_ids for c, v in zip(self._copy_out, outs)]
+        self._run, self.source, self._locate = BACKENDS[backend](
+            prog, check_finite=check_finite)
         self.backend = backend
         self.graph = CompiledGraph(self._rebuild(outs), dict(upd), prog.order)
+        self._n = len(self.inputs)
+        self._call = self._make_caller(outputs)
 
     def _check_closed(self, prog):
         given = {v.id for v in self.inputs}
@@ -208,21 +215,80 @@ class Function:
         return values
 
     def __call__(self, *args, **kwargs):
-        specs = self._specs
-        if kwargs or len(args) != len(specs):
+        if kwargs or len(args) != self._n:
             args = self._bind(args, kwargs)
-        arrays = [s.convert(a) for s, a in zip(specs, args)]
-        try:
-            outs, news = self._run(arrays, [p._state for p in self._params])
-        except NodeFailure as e:
-            given = ", ".join(f"{s.name} {fmt_shape(np.shape(a))}" for s, a in zip(specs, arrays))
-            raise InputError(
-                f"{describe_node(e.node)} failed on the inputs given ({given}): "
-                f"{e.error}") from e.error
-        for p, new, copy in zip(self._updated, news, self._copy_update):
-            p._state = np.array(new, dtype=p.dtype) if copy else np.asarray(new)
-        return self._rebuild([np.array(o) if copy or type(o) is not np.ndarray else o
-                              for o, copy in zip(outs, self._copy_out)])
+        return self._call(*args)
+
+    def _failure(self, error, arrays):
+        """The InputError to raise for a run-time failure, or None to let
+        the original error through."""
+        if isinstance(error, NodeFailure):
+            node, cause = error.node, error.error
+        elif isinstance(error, RUNTIME_ERRORS):
+            node, cause = self._locate(error), error
+            if node is None:
+                return None
+        else:
+            return None
+        given = ", ".join(f"{s.name} {fmt_shape(np.shape(a))}"
+                          for s, a in zip(self._specs, arrays))
+        return InputError(f"{describe_node(node)} failed on the inputs given "
+                          f"({given}): {cause}")
+
+    def _make_caller(self, structure):
+        """Generate the call path once, specialised to this function: a
+        cheap type/shape test per input (the full check only when it
+        fails), the backend call, the updates, the outputs."""
+        env = {"run": self._run, "ndarray": np.ndarray, "asarray": np.asarray,
+               "array": np.array, "f64": np.float64, "fail": self._failure,
+               "rebuild": self._rebuild}
+        args = [f"a{k}" for k in range(self._n)]
+        lines = [f"def call({', '.join(args)}):"]
+        for k, spec in enumerate(self._specs):
+            env[f"conv{k}"], env[f"dt{k}"], env[f"sh{k}"] = spec.convert, spec.dtype, spec.shape
+            a = f"a{k}"
+            slow = f"{a} = conv{k}({a})"
+            if spec.ndim == 0 and spec.dtype == np.float64:
+                lines.append(f"    if type({a}) is float: {a} = f64({a})")
+                lines.append(f"    elif type({a}) is not ndarray or {a}.dtype is not dt{k} "
+                             f"or {a}.shape != (): {slow}")
+            elif spec.known:
+                lines.append(f"    if type({a}) is not ndarray or {a}.dtype is not dt{k} "
+                             f"or {a}.shape != sh{k}: {slow}")
+            else:
+                lines.append(f"    {slow}")
+        state = []
+        for k, p in enumerate(self._params):
+            env[f"P{k}"] = p
+            state.append(f"P{k}._state")
+        call_args = ", ".join(args + state)
+        lines += ["    try:",
+                  f"        outs, news = run({call_args})",
+                  "    except Exception as e:",
+                  f"        err = fail(e, ({', '.join(args)}{',' if len(args) == 1 else ''}))",
+                  "        if err is None:",
+                  "            raise",
+                  "        raise err from e"]
+        pos = {p.id: k for k, p in enumerate(self._params)}
+        for j, (p, copy) in enumerate(zip(self._updated, self._copy_update)):
+            k = pos[p.id]
+            env[f"D{k}"] = p.dtype
+            value = f"array(news[{j}], dtype=D{k})" if copy else f"asarray(news[{j}])"
+            lines.append(f"    P{k}._state = {value}")
+        outs = []
+        for j, copy in enumerate(self._copy_out):
+            lines.append(f"    o{j} = outs[{j}]")
+            outs.append(f"array(o{j})" if copy else
+                        f"(o{j} if type(o{j}) is ndarray else asarray(o{j}))")
+        if isinstance(structure, Var):
+            lines.append(f"    return {outs[0]}")
+        elif type(structure) is list:
+            lines.append(f"    return [{', '.join(outs)}]")
+        else:
+            lines.append(f"    return rebuild([{', '.join(outs)}])")
+        namespace = dict(env)
+        exec(compile("\n".join(lines) + "\n", "<chainrule-call>", "exec"), namespace)
+        return namespace["call"]
 
 
 _MISSING = object()

@@ -14,8 +14,10 @@ def compile_program(prog: Program, check_finite: bool = False):
     dying = last_uses(order, keep)
     out_ids = [v.id for v in prog.outputs]
     upd_ids = [v.id for _, v in prog.updates]
+    n_inputs = len(prog.inputs)
 
-    def run(args, param_values):
+    def run(*values):
+        args, param_values = values[:n_inputs], values[n_inputs:]
         env = {}
         for i, node in enumerate(order):
             name = node.op.name
@@ -37,4 +39,4 @@ def compile_program(prog: Program, check_finite: bool = False):
                 env.pop(dead, None)
         return [env[k] for k in out_ids], [env[k] for k in upd_ids]
 
-    return run, None
+    return run, None, lambda error: None  # failures are located as they happen

@@ -242,17 +242,9 @@ def compile_program(prog: Program, check_finite: bool = False):
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
     code = fn.__code__
-
-    def run(args, param_values):
-        try:
-            return fn(*args, *param_values)
-        except RUNTIME_ERRORS as e:
-            node = _failing_node(e, code, line_nodes)
-            if node is None:
-                raise
-            raise NodeFailure(node, e) from e
-
-    return run, source
+    # ``fn`` takes the inputs then the parameters positionally; ``locate``
+    # maps an error it raised to the node whose statement raised it.
+    return fn, source, lambda error: _failing_node(error, code, line_nodes)
 
 
 def _failing_node(error, code, line_nodes):

@@ -13,6 +13,7 @@ constants (merged by value, dtype and shape) and parameters (named state).
 from __future__ import annotations
 
 import itertools
+import zlib
 import weakref
 
 import numpy as np
@@ -39,7 +40,7 @@ class Var:
     ``chainrule.ops``.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "_name", "id",
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "_name", "id", "skey",
                  "_const", "_state", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Var defers to Var's reflected op
 
@@ -108,8 +109,9 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
 
     Runs the op's shape/dtype rule, which raises on a mismatch.
     """
-    inputs = tuple(inputs)
-    if op.commutative and len(inputs) == 2 and inputs[0].id > inputs[1].id:
+    given = inputs = tuple(inputs)
+    if op.commutative and len(inputs) == 2 and \
+            (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
         inputs = (inputs[1], inputs[0])
     key = (op.name, attrs, tuple(v.id for v in inputs))
     node = _table.get(key)
@@ -117,8 +119,9 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
         if name and node._name is None:
             node._name = name
         return node
-    shape, dtype = op.infer(attrs, *inputs)
+    shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
+    node.skey = _structural_key(op, attrs, inputs)
     _table[key] = node
     return node
 
@@ -133,6 +136,7 @@ def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
             node._name = name
         return node
     node = Var(op, (), (), value.shape, value.dtype, name)
+    node.skey = zlib.crc32(key[1].encode() + repr(key[2]).encode() + key[3])
     node._const = value
     _table[key] = node
     return node
@@ -140,4 +144,25 @@ def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
 
 def make_leaf(op: Op, shape, dtype, name, attrs=()) -> Var:
     """A node that is never merged with another (placeholder, parameter)."""
-    return Var(op, (), attrs, tuple(shape), np.dtype(dtype), name)
+    node = Var(op, (), attrs, tuple(shape), np.dtype(dtype), name)
+    # by name and type (placeholders of the same name then order by creation)
+    node.skey = zlib.crc32(repr((op.name, name, node.shape, node.dtype.str)).encode())
+    return node
+
+
+_MOD = (1 << 61) - 1
+_base_keys: dict = {}
+
+
+def _structural_key(op, attrs, inputs) -> int:
+    """A hash of the node's structure that does not depend on object ids or
+    on Python's per-process string hashing, so that the canonical order of
+    commutative operands (and so the generated source) is the same in every
+    run, whichever equal nodes the hash-consing table still held."""
+    base = _base_keys.get((op.name, attrs))
+    if base is None:
+        base = _base_keys[(op.name, attrs)] = zlib.crc32(repr((op.name, attrs)).encode())
+    k = base
+    for i in inputs:
+        k = (k * 0x9E3779B97F4A7C15 + i.skey + 1) % _MOD
+    return k
