@@ -57,19 +57,8 @@ def optimize_vars(outputs, passes=None, report=None):
     report = Counter() if report is None else report
     names = DEFAULT_PIPELINE if passes is None else passes
     combined = names == DEFAULT_PIPELINE
-    if combined:  # one rewrite with every table reaches a joint fixpoint
-        tables = [STABILITY, ALGEBRA, FOLDING]
-        outs = rewrite(outs, tables, report)
-        trial = Counter()
-        collected = collect(outs)
-        if all(a is b for a, b in zip(collected, outs)):
-            return outs
-        collected = rewrite(collected, tables, trial)
-        if len(topo_order(collected)) < len(topo_order(outs)):
-            report["collect_like_terms"] += 1
-            report.update(trial)
-            outs = collected
-        return outs
+    if combined:
+        return _default_pipeline(outs, report)
     for name in names:
         fn = PASSES[name] if isinstance(name, str) else name
         try:
@@ -77,6 +66,32 @@ def optimize_vars(outputs, passes=None, report=None):
         except TypeError:
             outs = fn(outs)
     return outs
+
+
+def _default_pipeline(outs, report):
+    # one rewrite with every table reaches a joint fixpoint
+    tables = [STABILITY, ALGEBRA, FOLDING]
+    fired = Counter()
+    result = rewrite(outs, tables, fired)
+    collected = collect(result)
+    if any(a is not b for a, b in zip(collected, result)):
+        trial = Counter()
+        collected = rewrite(collected, tables, trial)
+        if len(topo_order(collected)) < len(topo_order(result)):
+            fired["collect_like_terms"] += 1
+            fired.update(trial)
+            result = collected
+    if len(topo_order(result)) > len(topo_order(outs)):
+        # Rules are local: one that keeps a node count may still grow a graph
+        # whose operands are shared (x / 2 -> x * 0.5 while 2 is used
+        # elsewhere). Then keep only the stabilising rewrites, the one kind
+        # worth a node (log(sigmoid(x)) -> -softplus(-x)).
+        stable_fired = Counter()
+        stable = rewrite(outs, [STABILITY], stable_fired)
+        if len(topo_order(stable)) < len(topo_order(result)):
+            result, fired = stable, stable_fired
+    report.update(fired)
+    return result
 
 
 def optimize(outputs, passes=None, trace=False):

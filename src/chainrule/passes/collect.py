@@ -10,7 +10,8 @@ the k-th derivative polynomial in k instead of exponential.
 Safety: a monomial whose coefficient cancels to zero is dropped only if
 every atom in it is known finite; otherwise it is kept as ``0 * m`` so a
 NaN or inf still reaches the result (as ``x - x`` rule does). Atom powers
-cancel (f/f) only for atoms known positive. The pass is kept only when it makes the
+cancel (f/f, and also f/f**2 -> 1/f) only for atoms known finite and
+positive: 0/0 and inf/inf are NaN. The pass is kept only when it makes the
 graph smaller (``optimize`` compares node counts).
 """
 
@@ -81,10 +82,11 @@ class _Poly:
 def _mono_mul(m1, m2, positive):
     powers = dict(m1)
     for a, p in m2:
-        q = powers.get(a, 0) + p
+        old = powers.get(a, 0)
+        q = old + p
+        if old * p < 0 and not positive(a):
+            return None  # f * f**-2 -> f**-1 would hide f == 0 or inf (0/0, inf/inf)
         if q == 0:
-            if not positive(a):
-                return None  # f * f**-1 -> 1 would hide f == 0
             del powers[a]
         else:
             powers[a] = q
@@ -129,7 +131,8 @@ def _collect(order, outputs, dry):
 
     def positive(aid):
         if aid not in positive_cache:
-            positive_cache[aid] = known_positive(atoms[aid])
+            atom = atoms[aid]
+            positive_cache[aid] = known_positive(atom) and known_finite(atom)
         return positive_cache[aid]
 
     def as_atom(v):
