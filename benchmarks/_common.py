@@ -65,3 +65,22 @@ def ms(t) -> str:
 
 def us(t) -> str:
     return f"{t * 1e6:.1f}"
+
+
+def paired_times(fa, fb, repeat=200, warmup=5):
+    """Median seconds of ``fa`` and of ``fb`` timed alternately (so load
+    changes on a shared machine hit both alike) and the median ratio a/b."""
+    for _ in range(warmup):
+        fa()
+        fb()
+    ta, tb, ratios = [], [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+        ratios.append((t1 - t0) / (t2 - t1))
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)

@@ -28,10 +28,19 @@ def _key(node):
     return (node.shape, node.dtype.str)
 
 
+# Below this many elements NumPy's own small-block cache makes a new array
+# cheaper than passing ``out=`` (a keyword argument costs more than it saves).
+MIN_ELEMENTS = 8192
+
+
 def capable(node) -> bool:
-    """Can this node's op write into a given buffer?"""
-    return (node.op.ufunc is not None and node.ndim > 0
-            and all(d is not None for d in node.shape))
+    """Can this node's op write into a given buffer, and is it worth it?"""
+    if node.op.ufunc is None or node.ndim == 0 or any(d is None for d in node.shape):
+        return False
+    size = 1
+    for d in node.shape:
+        size *= d
+    return size >= MIN_ELEMENTS
 
 
 class BufferPlan:
