@@ -1,0 +1,199 @@
+"""The NumPy backend writes into dead buffers (``out=``) and updates
+parameters in place. These tests make sure speed never costs a wrong answer:
+every case is compared with hand-written NumPy and with the interpreter
+(which never reuses memory), over several calls, with arrays large enough
+for reuse to happen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import chainrule as cr
+from chainrule.backends.buffers import MIN_ELEMENTS
+
+N = 96  # N * N >= MIN_ELEMENTS: large enough to be reused
+assert N * N >= MIN_ELEMENTS
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_reuse_happens_where_expected():
+    x = cr.placeholder("x", (N, N))
+    W = cr.parameter(rng().standard_normal((N, N)), "W")
+    h = cr.tanh(x @ W + 1.0)
+    f = cr.function([x], h * 2.0, updates={W: W - 0.1 * h})
+    src = f.source
+    assert "out=" in src                                  # an elementwise op reuses
+    assert "np.subtract(W, " in src and "out=W)" in src   # W is updated in place
+
+
+def test_no_reuse_for_small_arrays():
+    x = cr.placeholder("x", (3, 3))
+    f = cr.function([x], cr.tanh(x + 1.0) * 2.0)
+    assert "out=" not in f.source
+
+
+def test_output_that_is_an_input_is_not_overwritten():
+    x = cr.placeholder("x", (N, N))
+    f = cr.function([x], [x, cr.exp(x) + x, x * 2.0])
+    xv = rng().standard_normal((N, N))
+    keep = xv.copy()
+    same, e, d = f(xv)
+    np.testing.assert_array_equal(xv, keep)  # the caller's array is never written
+    np.testing.assert_array_equal(same, keep)
+    np.testing.assert_allclose(e, np.exp(keep) + keep)
+    np.testing.assert_allclose(d, 2 * keep)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpreter"])
+def test_updates_read_old_values_with_large_arrays(backend):
+    a0, b0 = rng(1).standard_normal((N, N)), rng(2).standard_normal((N, N))
+    A, B = cr.parameter(a0, "A"), cr.parameter(b0, "B")
+    f = cr.function([], [A * B], updates={A: A * 2.0 + B, B: A - B}, backend=backend)
+    a, b = a0.copy(), b0.copy()
+    for _ in range(3):
+        out, = f()
+        np.testing.assert_allclose(out, a * b)
+        a, b = a * 2.0 + b, a - b
+        np.testing.assert_allclose(A.value, a)
+        np.testing.assert_allclose(B.value, b)
+
+
+def test_swap_of_large_parameters():
+    a0, b0 = rng(1).standard_normal((N, N)), rng(2).standard_normal((N, N))
+    A, B = cr.parameter(a0, "A"), cr.parameter(b0, "B")
+    f = cr.function([], [], updates={A: B, B: A})
+    f()
+    np.testing.assert_array_equal(A.value, b0)
+    np.testing.assert_array_equal(B.value, a0)
+    f()
+    np.testing.assert_array_equal(A.value, a0)
+    np.testing.assert_array_equal(B.value, b0)
+
+
+def test_output_view_of_a_parameter_updated_in_place():
+    w0 = rng().standard_normal((N, N))
+    W = cr.parameter(w0, "W")
+    f = cr.function([], [W.T, W[1:, :], W], updates={W: W - 1.0})
+    t1, s1, w1 = f()
+    np.testing.assert_array_equal(t1, w0.T)
+    np.testing.assert_array_equal(s1, w0[1:, :])
+    f()  # a second in-place update must not reach the arrays returned before
+    np.testing.assert_array_equal(t1, w0.T)
+    np.testing.assert_array_equal(s1, w0[1:, :])
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_allclose(W.value, w0 - 2.0)
+
+
+def test_output_that_is_a_new_parameter_value():
+    w0 = rng().standard_normal((N, N))
+    W = cr.parameter(w0, "W")
+    new = W * 0.5 + 1.0
+    f = cr.function([], new, updates={W: new})
+    first = f()
+    np.testing.assert_allclose(first, w0 * 0.5 + 1.0)
+    f()
+    np.testing.assert_allclose(first, w0 * 0.5 + 1.0)  # unchanged by the next call
+    np.testing.assert_allclose(W.value, (w0 * 0.5 + 1.0) * 0.5 + 1.0)
+
+
+def test_one_value_for_two_parameters():
+    a0 = rng().standard_normal((N, N))
+    A, B = cr.parameter(a0, "A"), cr.parameter(np.zeros((N, N)), "B")
+    u = A * 2.0
+    f = cr.function([], [], updates={A: u, B: u})
+    f()
+    f()  # A is updated in place; B must not be the same array
+    np.testing.assert_allclose(A.value, a0 * 4.0)
+    np.testing.assert_allclose(B.value, a0 * 4.0)
+
+
+def test_value_read_after_views_of_it_die():
+    x = cr.placeholder("x", (N, N))
+    h = cr.tanh(x)
+    t = h.T
+    y = (t * 2.0).sum() + (h + 1.0).sum()   # h is read after its view t dies
+    z = cr.exp(h) * h
+    f = cr.function([x], [y, z])
+    xv = rng().standard_normal((N, N))
+    hv = np.tanh(xv)
+    gy, gz = f(xv)
+    np.testing.assert_allclose(gy, (hv.T * 2).sum() + (hv + 1).sum())
+    np.testing.assert_allclose(gz, np.exp(hv) * hv)
+
+
+def test_mlp_train_steps_match_numpy():
+    r = rng(3)
+    x = cr.placeholder("x", (128, N))
+    y = cr.placeholder("y", (128, 10))
+    W1 = cr.parameter(r.standard_normal((N, N)) * 0.1, "W1")
+    W2 = cr.parameter(r.standard_normal((N, 10)) * 0.1, "W2")
+    h = cr.tanh(x @ W1)
+    loss = -(cr.log_softmax(h @ W2) * y).sum(axis=1).mean()
+    g1, g2 = cr.grad(loss, [W1, W2])
+    f = cr.function([x, y], loss, updates={W1: W1 - 0.1 * g1, W2: W2 - 0.1 * g2})
+    w1, w2 = W1.value, W2.value
+    xv = r.standard_normal((128, N))
+    yv = np.eye(10)[r.integers(0, 10, 128)]
+    for _ in range(3):
+        hv = np.tanh(xv @ w1)
+        z = hv @ w2
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        want = -(logp * yv).sum(axis=1).mean()
+        gz = (np.exp(logp) - yv) / 128
+        gw2 = hv.T @ gz
+        gw1 = xv.T @ ((gz @ w2.T) * (1 - hv ** 2))
+        np.testing.assert_allclose(f(xv, yv), want, rtol=1e-12)
+        w1, w2 = w1 - 0.1 * gw1, w2 - 0.1 * gw2
+        np.testing.assert_allclose(W1.value, w1, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(W2.value, w2, rtol=1e-10, atol=1e-12)
+
+
+_UNARY = [cr.tanh, cr.exp, cr.sin, cr.negative, cr.square, cr.sigmoid, lambda v: v.T,
+          lambda v: v[::-1], lambda v: v * 2.0, lambda v: 1.0 - v]
+_BINARY = [cr.add, cr.subtract, cr.multiply, cr.maximum, lambda a, b: a @ b,
+           lambda a, b: a + b.T]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 9), st.integers(0, 5),
+                          st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12),
+       st.integers(0, 3))
+def test_random_large_graphs_agree_with_the_interpreter(steps, n_out):
+    """Random chains of large elementwise/matmul/view ops, several outputs
+    and an in-place-able update: the numpy backend (which reuses buffers)
+    gives the interpreter's numbers, call after call."""
+    x = cr.placeholder("x", (N, N))
+    P = cr.parameter(rng(5).standard_normal((N, N)) * 0.1, "P")
+    nodes = [x, P]
+    for unary, ui, bi, i, j in steps:
+        a = nodes[i % len(nodes)]
+        b = nodes[j % len(nodes)]
+        nodes.append(_UNARY[ui](a) if unary else _BINARY[bi](a, b * 0.01))
+    outs = nodes[-1 - n_out:] if n_out else [nodes[-1]]
+    upd = {P: P * 0.5 + nodes[-1] * 0.001}
+    f = cr.function([x], outs, updates=upd)
+    ref_nodes = cr.function([x], outs, updates=upd, backend="interpreter")
+    xv = rng(6).standard_normal((N, N))
+    state0 = P.value
+    raw1 = f(xv)
+    got1 = [np.array(o) for o in raw1]
+    state1 = P.value
+    P.set_value(state0)
+    want1 = [np.array(o) for o in ref_nodes(xv)]
+    for g, w in zip(got1, want1):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(state1, P.value, rtol=1e-10, atol=1e-12, equal_nan=True)
+    # a second call starts from the updated state on both backends
+    got2 = [np.array(o) for o in f(xv)]
+    P.set_value(state1)
+    want2 = [np.array(o) for o in ref_nodes(xv)]
+    for g, w in zip(got2, want2):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
+    for g, w in zip(raw1, want1):  # arrays returned earlier are untouched
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
