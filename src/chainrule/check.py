@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autodiff import grad, jacobian
+from .autodiff import grad, jvp
 from .errors import InputError
 from .function import function, inputs_of
-from .ir import Var, flatten
-from .ops.base import fmt_shape
+from .ir import Var, flatten, topo_order
+from .ops.base import fmt_shape, is_float
 
 _DEFAULTS = {  # (eps, rtol) by order, for float64 and for narrower floats
     (1, True): (1e-6, 1e-5), (2, True): (1e-5, 1e-4),
     (1, False): (1e-3, 2e-2), (2, False): (1e-2, 5e-2),
 }
+# Rounding in f(x + h) - f(x - h) is a few ulps of |f|; the check allows
+# this many machine epsilons of max |f|, divided by the step, on top of rtol.
+_NOISE_ULPS = 64.0
 
 
-def _resolve(values, graph_inputs):
+def _resolve(values, graph_inputs, parameters):
     by_var = {}
     for key, val in values.items():
         if isinstance(key, Var):
             by_var[key.id] = (key, val)
         elif isinstance(key, str):
-            if key not in graph_inputs:
+            var = graph_inputs.get(key, parameters.get(key))
+            if var is None:
                 continue  # the cost does not use it
-            by_var[graph_inputs[key].id] = (graph_inputs[key], val)
+            by_var[var.id] = (var, val)
         else:
             raise InputError(f"check_grad: values keys must be placeholders or names, "
                              f"got {key!r}")
@@ -40,9 +44,17 @@ def check_grad(cost, wrt, values, order=1, eps=None, rtol=None):
     index and both values on a mismatch.
 
     ``values`` maps every placeholder the cost uses (Var or name) to an
-    array; ``wrt`` is a Var or a list of Vars (placeholders or parameters).
-    ``order=2`` checks second derivatives (the Jacobian of each symbolic
-    gradient) against finite differences of the symbolic gradient.
+    array (a parameter may be given a value too: it is used during the
+    check, then restored); ``wrt`` is a Var or a list of floating-point
+    placeholders or parameters. ``order=2`` checks second derivatives (the
+    Jacobian of each symbolic gradient, one column per forward-mode sweep)
+    against finite differences of the symbolic gradient.
+
+    An entry passes when ``|symbolic - numeric| <= rtol * scale + noise``:
+    ``scale`` is the largest magnitude in that block of derivatives, and
+    ``noise`` the rounding error of the differences (a few ulps of the
+    function's values over the step). ``eps`` and ``rtol`` default by order
+    and by the narrowest float type in the cost's graph (float64 or not).
 
     >>> import chainrule as cr
     >>> x = cr.placeholder("x", (3,))
@@ -55,79 +67,108 @@ def check_grad(cost, wrt, values, order=1, eps=None, rtol=None):
         if w.op.name not in ("placeholder", "parameter"):
             raise InputError(f"check_grad: wrt {w.label()} must be a placeholder or a "
                              f"parameter (finite differences perturb its value)")
+        if not is_float(w):
+            raise InputError(f"check_grad: wrt {w.label()} is {w.dtype}; only "
+                             f"floating-point inputs have derivatives to check")
+    nodes = topo_order([cost])
     graph_inputs = inputs_of(cost)
-    given = _resolve(values, graph_inputs)
+    parameters = {n.name: n for n in nodes if n.op.name == "parameter"}
+    given = _resolve(values, graph_inputs, parameters)
     for w in wrts:
         if w.op.name == "placeholder" and w.id not in given:
-            given[w.id] = (w, np.zeros(w.shape))  # unused by the cost
-    phs = [v for v, _ in given.values()]
+            # unused by the cost: any value will do (unknown dims get size 1)
+            given[w.id] = (w, np.zeros(tuple(1 if d is None else d for d in w.shape)))
+    phs = [v for v, _ in given.values() if v.op.name == "placeholder"]
     base = {v.id: np.array(val, dtype=v.dtype) for v, val in given.values()}
-    wide = all(w.dtype == np.float64 for w in wrts)
-    d_eps, d_rtol = _DEFAULTS[(order, wide)]
+    narrowest = min((n.dtype.itemsize for n in nodes + wrts if is_float(n)), default=8)
+    d_eps, d_rtol = _DEFAULTS[(order, narrowest >= 8)]
     eps = d_eps if eps is None else eps
     rtol = d_rtol if rtol is None else rtol
 
     grads = grad(cost, wrts)
-    if order == 1:
-        f = function(phs, cost)
-        symbolic = function(phs, grads)
-        pairs = [(w, w, g) for w, g in zip(wrts, grads)]
-    else:
-        f = function(phs, grads)
-        blocks = [jacobian(g, y) for g in grads for y in wrts]
-        symbolic = function(phs, blocks)
-        pairs = [(x, y, None) for x in wrts for y in wrts]
+    f = function(phs, cost if order == 1 else grads)
 
-    def call(fn, overrides):
+    params = {v.id: v for v, _ in given.values() if v.op.name == "parameter"}
+    params.update({w.id: w for w in wrts if w.op.name == "parameter"})
+
+    def call(fn, overrides, extra=()):
+        """``fn`` at the base values with ``overrides`` (by node id);
+        parameters are set for the call and restored after it."""
+        point = {**base, **overrides}
         saved = []
-        args = []
-        for ph in phs:
-            args.append(overrides.get(ph.id, base[ph.id]))
-        for w in wrts:
-            if w.op.name == "parameter" and w.id in overrides:
-                saved.append((w, w.value))
-                w.set_value(overrides[w.id])
         try:
-            return fn(*args)
+            for pid, p in params.items():
+                if pid in point:
+                    saved.append((p, p.value))
+                    p.set_value(point[pid])
+            return fn(*[point[ph.id] for ph in phs], *extra)
         finally:
-            for w, old in saved:
-                w.set_value(old)
+            for p, old in saved:
+                p.set_value(old)
 
-    sym_values = call(symbolic, {})
-    for k, (x, y, _) in enumerate(pairs):
-        y_val = base[y.id] if y.id in base else y.value
-        numeric = _central(lambda v: call(f, {y.id: v}), y_val, eps,
-                           out_index=None if order == 1 else wrts.index(x))
-        _compare(np.asarray(sym_values[k]), numeric, x, y, order, rtol)
+    def value_of(v):
+        return base[v.id] if v.id in base else v.value
+
+    if order == 1:
+        symbolic = call(function(phs, grads), {})
+        for w, s in zip(wrts, symbolic):
+            numeric, noise = _central(lambda v: call(f, {w.id: v}), value_of(w), eps)
+            _compare(np.asarray(s), numeric, noise, w, w, order, rtol)
+        return
+    for y in wrts:  # one column of every block d(grad x)/dy per sweep
+        t = _tangent_like(y)
+        columns = function(phs + [t], jvp(grads, y, t))
+        y0 = np.asarray(value_of(y))
+        cols = [call(columns, {}, (e.reshape(y0.shape),)) for e in np.eye(y0.size)]
+        for k, x in enumerate(wrts):
+            numeric, noise = _central(lambda v: call(f, {y.id: v})[k], y0, eps)
+            sym = _stack_columns([c[k] for c in cols], np.shape(value_of(x)), y0.shape)
+            _compare(sym, numeric, noise, x, y, order, rtol)
 
 
-def _central(fn, x0, eps, out_index):
-    """d fn / d x by central differences; result shaped out.shape + x.shape."""
+def _tangent_like(y: Var) -> Var:
+    from .ops import placeholder
+    return placeholder(f"tangent_{y.name or 'wrt'}", y.shape, y.dtype)
+
+
+def _stack_columns(cols, out_shape, x_shape):
+    """Columns (one per entry of x) as an array shaped out.shape + x.shape."""
+    if not cols:
+        return np.zeros(tuple(out_shape) + tuple(x_shape))
+    stacked = np.stack([np.asarray(c, np.float64) for c in cols], axis=-1)
+    return stacked.reshape(stacked.shape[:-1] + tuple(x_shape))
+
+
+def _central(fn, x0, eps):
+    """d fn / d x by central differences, shaped out.shape + x.shape, and
+    the rounding noise of the differences."""
     x0 = np.array(x0, dtype=np.float64 if x0.dtype.kind != "f" else x0.dtype)
-    cols = []
+    cols, noise = [], 0.0
     flat = x0.reshape(-1)
     for i in range(flat.size):
         step = eps * max(1.0, abs(float(flat[i])))
         plus, minus = flat.copy(), flat.copy()
         plus[i] += step
         minus[i] -= step
-        fp = fn(plus.reshape(x0.shape))
-        fm = fn(minus.reshape(x0.shape))
-        if out_index is not None:
-            fp, fm = fp[out_index], fm[out_index]
-        cols.append((np.asarray(fp, np.float64) - np.asarray(fm, np.float64))
-                    / (float(plus[i]) - float(minus[i])))
-    if not cols:
-        return np.zeros(x0.shape)
-    stacked = np.stack(cols, axis=-1)
-    return stacked.reshape(stacked.shape[:-1] + x0.shape)
+        fp = np.asarray(fn(plus.reshape(x0.shape)))
+        fm = np.asarray(fn(minus.reshape(x0.shape)))
+        width = float(plus[i]) - float(minus[i])
+        ulp = np.finfo(fp.dtype if fp.dtype.kind == "f" else np.float64).eps
+        size = max(float(np.max(np.abs(fp), initial=0.0)), float(np.max(np.abs(fm), initial=0.0)))
+        noise = max(noise, _NOISE_ULPS * ulp * size / width)
+        cols.append((fp.astype(np.float64) - fm.astype(np.float64)) / width)
+    return _stack_columns(cols, (), x0.shape), noise
 
 
-def _compare(sym, num, x, y, order, rtol):
+def _compare(sym, num, noise, x, y, order, rtol):
     sym = np.asarray(sym, np.float64).reshape(num.shape)
-    scale = max(1.0, float(np.max(np.abs(num))) if num.size else 1.0)
-    err = np.abs(sym - num) - rtol * np.maximum(np.abs(num), scale)
-    if num.size == 0 or (np.all(err <= 0) and np.all(np.isfinite(sym) == np.isfinite(num))):
+    if num.size == 0:
+        return
+    finite = np.isfinite(sym) & np.isfinite(num)
+    scale = max(float(np.max(np.abs(np.where(finite, num, 0.0)))),
+                float(np.max(np.abs(np.where(finite, sym, 0.0)))))
+    err = np.abs(sym - num) - (rtol * scale + noise)
+    if np.all(err <= 0) and np.all(np.isfinite(sym) == np.isfinite(num)):
         return
     worst = np.unravel_index(int(np.nanargmax(np.where(np.isnan(err), np.inf, err))),
                              num.shape)
@@ -136,4 +177,5 @@ def _compare(sym, num, x, y, order, rtol):
     raise AssertionError(
         f"check_grad: {what} disagrees with finite differences at index "
         f"{tuple(int(i) for i in worst)} (shape {fmt_shape(num.shape)}): symbolic "
-        f"{float(sym[worst])!r}, numeric {float(num[worst])!r}, tolerance rtol={rtol}")
+        f"{float(sym[worst])!r}, numeric {float(num[worst])!r}, tolerance "
+        f"rtol={rtol} of {scale:.3g} plus rounding {noise:.2g}")
