@@ -49,6 +49,7 @@ def dce(outputs):
 PASSES = {"cse": cse, "constant_fold": constant_fold, "simplify": simplify,
           "stabilize": stabilize, "collect": collect, "dce": dce}
 DEFAULT_PIPELINE = ("cse", "stabilize", "simplify", "dce")
+MAX_COLLECT_ROUNDS = 4  # a collected graph can expose more like terms once
 
 
 def optimize_vars(outputs, passes=None, report=None):
@@ -73,14 +74,17 @@ def _default_pipeline(outs, report):
     tables = [STABILITY, ALGEBRA, FOLDING]
     fired = Counter()
     result = rewrite(outs, tables, fired)
-    collected = collect(result)
-    if any(a is not b for a, b in zip(collected, result)):
+    for _ in range(MAX_COLLECT_ROUNDS):  # until collecting stops shrinking
+        collected = collect(result)
+        if all(a is b for a, b in zip(collected, result)):
+            break
         trial = Counter()
         collected = rewrite(collected, tables, trial)
-        if len(topo_order(collected)) < len(topo_order(result)):
-            fired["collect_like_terms"] += 1
-            fired.update(trial)
-            result = collected
+        if len(topo_order(collected)) >= len(topo_order(result)):
+            break
+        fired["collect_like_terms"] += 1
+        fired.update(trial)
+        result = collected
     if len(topo_order(result)) > len(topo_order(outs)):
         # Rules are local: one that keeps a node count may still grow a graph
         # whose operands are shared (x / 2 -> x * 0.5 while 2 is used

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import constant_var
-from .facts import const, is_value, known_finite, known_positive, uniform
+from .facts import const, is_value, known_finite, known_positive, never_inf, uniform
 from .rewrite import RuleTable
 
 ALGEBRA = RuleTable("algebra")
@@ -272,13 +272,14 @@ def mul_self(n):
 
 @rule("add")
 def add_scaled(n):
-    """c1 * x + c2 * x -> (c1 + c2) * x, and x + c * x -> (1 + c) * x"""
+    """c1 * x + c2 * x -> (c1 + c2) * x, and x + c * x -> (1 + c) * x; with
+    c1, c2 of opposite signs only when x is never inf (inf - 2 inf is NaN)"""
     a, b = n.inputs
     if n.dtype.kind != "f":
         return None
     ca, xa = _split_coeff(a)
     cb, xb = _split_coeff(b)
-    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n):
+    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n) and (ca * cb > 0 or never_inf(xa)):
         total = ca + cb
         if total == 0:
             return _fill(n, 0) if known_finite(xa) else None
@@ -287,13 +288,14 @@ def add_scaled(n):
 
 @rule("subtract")
 def sub_scaled(n):
-    """c1 * x - c2 * x -> (c1 - c2) * x"""
+    """c1 * x - c2 * x -> (c1 - c2) * x (when c1, c2 have the same sign, or
+    x is never inf)"""
     a, b = n.inputs
     if n.dtype.kind != "f":
         return None
     ca, xa = _split_coeff(a)
     cb, xb = _split_coeff(b)
-    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n):
+    if xa is xb and (ca != 1 or cb != 1) and _same(xa, n) and (ca * cb < 0 or never_inf(xa)):
         total = ca - cb
         if total == 0:
             return _fill(n, 0) if known_finite(xa) else None

@@ -9,7 +9,9 @@ the k-th derivative polynomial in k instead of exponential.
 
 Safety: a monomial whose coefficient cancels to zero is dropped only if
 every atom in it is known finite; otherwise it is kept as ``0 * m`` so a
-NaN or inf still reaches the result (as ``x - x`` rule does). Atom powers
+NaN or inf still reaches the result (as ``x - x`` rule does). Likewise a
+monomial summed from terms of opposite signs (``m - 2 * m -> -m``) keeps a
+``0 * m`` guard unless it can never be inf. Atom powers
 cancel (f/f, and also f/f**2 -> 1/f) only for atoms known finite and
 positive: 0/0 and inf/inf are NaN. The pass is kept only when it makes the
 graph smaller (``optimize`` compares node counts).
@@ -22,7 +24,7 @@ import numpy as np
 from .. import ops
 from ..ir import make_node, topo_order
 from ..ops.base import constant_var
-from .facts import known_finite, known_positive
+from .facts import known_finite, known_positive, never_inf
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
 MAX_TERMS = 24        # a form larger than this stays an atom for its users
@@ -34,18 +36,24 @@ MAX_PRODUCT = 64      # cap on the terms of a product before giving up
 MAX_POWER = 8
 class _Poly:
     """{monomial: coefficient}; a monomial is a sorted tuple of
-    (atom id, power). The empty monomial is the constant term."""
+    (atom id, power). The empty monomial is the constant term.
 
-    __slots__ = ("terms",)
+    ``mixed`` holds the monomials whose coefficient was summed from terms of
+    opposite signs (or multiplied by a literal 0): ``m - 2 * m`` is NaN for
+    m = inf where ``-m`` is not, so printing such a monomial may need a
+    ``0 * m`` guard (see ``_terms``)."""
 
-    def __init__(self, terms):
+    __slots__ = ("terms", "mixed")
+
+    def __init__(self, terms, mixed=frozenset()):
         self.terms = terms
+        self.mixed = mixed
 
     @staticmethod
     def const(c):
         # a zero stays as a term, so x * 0 shows up as a cancelled monomial
         # and is dropped only when that cannot hide a NaN
-        return _Poly({(): c})
+        return _Poly({(): c}, frozenset([()]) if c == 0 else frozenset())
 
     @staticmethod
     def atom(aid):
@@ -59,24 +67,33 @@ class _Poly:
 
     def add(self, other, sign=1):
         out = dict(self.terms)
+        mixed = set(self.mixed | other.mixed)
         for m, c in other.terms.items():
-            out[m] = out.get(m, 0) + sign * c
-        return _Poly(out)
+            old = out.get(m, 0)
+            if old * sign * c < 0:
+                mixed.add(m)
+            out[m] = old + sign * c
+        return _Poly(out, frozenset(mixed))
 
     def scale(self, k):
-        return _Poly({m: c * k for m, c in self.terms.items()})
+        mixed = frozenset(self.terms) if k == 0 else self.mixed
+        return _Poly({m: c * k for m, c in self.terms.items()}, mixed)
 
     def mul(self, other, positive):
         if len(self) * len(other) > MAX_PRODUCT:
             return None
         out = {}
+        mixed = set()
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
                 m = _mono_mul(m1, m2, positive)
                 if m is None:
                     return None
-                out[m] = out.get(m, 0) + c1 * c2
-        return _Poly(out)
+                old, c = out.get(m, 0), c1 * c2
+                if c == 0 or old * c < 0 or m1 in self.mixed or m2 in other.mixed:
+                    mixed.add(m)
+                out[m] = old + c
+        return _Poly(out, frozenset(mixed))
 
 
 def _mono_mul(m1, m2, positive):
@@ -158,8 +175,7 @@ def _collect(order, outputs, dry):
             return v
         r = rebuilt.get(v.id)
         if r is None:
-            form = _drop_cancelled(forms[v.id], atoms)
-            r = rebuilt[v.id] = _print(form, atoms, v)
+            r = rebuilt[v.id] = _print(_terms(forms[v.id], atoms), atoms, v)
             if v.name and r.name is None and not r.is_leaf:
                 r.name = v.name
         return r
@@ -224,22 +240,34 @@ def _invert(p, node, as_atom, get):
     denominator becomes an atom with power -1."""
     if len(p) == 0:
         return None
-    if len(p) == 1:
+    if len(p) == 1 and not p.mixed:
         (m, c), = p.terms.items()
         if c == 0:
             return None  # x / 0 stays a division (inf or NaN at run time)
         return _Poly({tuple((a, -e) for a, e in m): 1.0 / c})
+    # (a guard 0 * m of a mixed monomial must stay in the denominator)
     (m, _), = as_atom(get(node)).terms.items()
     return _Poly({tuple((a, -e) for a, e in m): 1})
 
 
-def _drop_cancelled(f, atoms):
-    """Drop the monomials whose coefficient cancelled to zero when all their
-    atoms are known finite; any other stays, printed as ``0 * m``, so a NaN
-    or inf in it still turns the result into NaN as the unrewritten graph
-    would (``x - x`` is NaN for x = inf)."""
-    return _Poly({m: c for m, c in f.terms.items()
-                  if c != 0 or not all(known_finite(atoms[a]) for a, _ in m)})
+def _terms(f, atoms):
+    """The (monomial, coefficient) pairs to print. A monomial whose
+    coefficient cancelled to zero is dropped only when all its atoms are
+    known finite; a mixed monomial (see ``_Poly``) that may be inf gets a
+    ``0 * m`` guard term: either way a NaN or inf in it still turns the
+    result into NaN as the unrewritten graph would (``x - x`` and
+    ``x - 2 * x`` are NaN for x = inf)."""
+    out = []
+    for m, c in f.terms.items():
+        if c != 0:
+            out.append((m, c))
+        if m in f.mixed or c == 0:
+            safe = all(known_finite(atoms[a]) for a, _ in m) if c == 0 else \
+                all(never_inf(atoms[a]) if e > 0 else known_finite(atoms[a])
+                    and known_positive(atoms[a]) for a, e in m)
+            if not safe:
+                out.append((m, 0.0))
+    return out
 
 
 def _const(value, dtype):
@@ -258,12 +286,12 @@ def _power(v, k, dtype):
     return ops.power(v, _const(k, dtype))
 
 
-def _print(f, atoms, like):
-    """Build the graph of a polynomial, shaped and typed like ``like``."""
+def _print(terms, atoms, like):
+    """Build the graph of a polynomial (a list of (monomial, coefficient)),
+    shaped and typed like ``like``."""
     dtype = like.dtype
     pos, neg = [], []
-    for m in sorted(f.terms, key=lambda m: (sum(abs(e) for _, e in m), m)):
-        c = f.terms[m]
+    for m, c in sorted(terms, key=lambda t: (sum(abs(e) for _, e in t[0]), t[0], -abs(t[1]))):
         num = [_power(atoms[a], e, dtype) for a, e in m if e > 0]
         den = [_power(atoms[a], -e, dtype) for a, e in m if e < 0]
         mag = abs(c)
@@ -275,7 +303,7 @@ def _print(f, atoms, like):
             term = k if term is None else ops.multiply(k, term)
         for x in den:
             term = ops.divide(term, x)
-        (pos if c > 0 else neg).append(term)
+        (neg if c < 0 else pos).append(term)
     if not pos and not neg:
         out = _const(0, dtype)
     elif pos:

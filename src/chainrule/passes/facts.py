@@ -81,6 +81,31 @@ def known_finite(v: Var, depth: int = _DEPTH) -> bool:
     return all(known_finite(i, depth - 1) for i in v.inputs)
 
 
+# ops whose output is never +-inf, whatever their inputs (NaN aside)
+_NEVER_INF = {"sin", "cos", "tanh", "sigmoid", "erf", "sign", "softmax"}
+_NEVER_INF_IF_INPUT = {"negative", "abs", "transpose", "reshape", "getitem", "expand_dims",
+                       "squeeze", "broadcast_to", "stop_gradient", "cast", "add",
+                       "subtract", "multiply", "square", "maximum", "minimum", "relu"}
+
+
+def never_inf(v: Var, depth: int = _DEPTH) -> bool:
+    """True if no entry of ``v`` is ever +-inf (overflow aside); NaN is
+    allowed. Merging like terms ``a * v - b * v -> (a - b) * v`` is exact for
+    such a ``v``: with ``v = inf`` it would turn NaN into inf."""
+    if known_finite(v, depth):
+        return True
+    name = v.op.name
+    if name in _NEVER_INF:
+        return True
+    if depth == 0:
+        return False
+    if name in _NEVER_INF_IF_INPUT:
+        return all(never_inf(i, depth - 1) for i in v.inputs)
+    if name == "where":
+        return all(never_inf(i, depth - 1) for i in v.inputs[1:])
+    return False
+
+
 def known_positive(v: Var, depth: int = _DEPTH) -> bool:
     """True if every entry of ``v`` is > 0 whenever its inputs are not NaN."""
     name = v.op.name
