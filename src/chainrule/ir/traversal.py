@@ -11,24 +11,28 @@ def topo_order(outputs, skip=None) -> list:
     whose id is in ``skip`` are neither listed nor descended into.
     """
     order = []
-    done = set() if skip is None else _SkipSet(skip)
+    seen = set() if skip is None else _SkipSet(skip)
+    append = order.append
     for root in outputs:
-        if root.id in done:
+        if root.id in seen:
             continue
-        stack = [(root, 0)]
-        on_stack = {root.id}
+        # (node, False): expand it; (node, True): its inputs are done, emit it.
+        # A node is marked when it is expanded; in a DAG no node expanded
+        # after it and before its emission can need it (that would be a cycle).
+        stack = [(root, False)]
+        pop, push = stack.pop, stack.append
         while stack:
-            node, i = stack[-1]
-            if i < len(node.inputs):
-                stack[-1] = (node, i + 1)
-                child = node.inputs[i]
-                if child.id not in done and child.id not in on_stack:
-                    on_stack.add(child.id)
-                    stack.append((child, 0))
-            else:
-                stack.pop()
-                done.add(node.id)
-                order.append(node)
+            node, ready = pop()
+            if ready:
+                append(node)
+                continue
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            push((node, True))
+            for child in reversed(node.inputs):
+                if child.id not in seen:
+                    push((child, False))
     return order
 
 
