@@ -424,6 +424,21 @@ def test_jacobian_of_float32_stays_float32(mode, backend):
     np.testing.assert_allclose(got, _jac_tanh_x0(xv.astype(np.float64)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dx,dy", [("float64", "float32"), ("float32", "float64")])
+def test_jacobian_dtype_is_y_dtype_in_every_mode(dx, dy, backend):
+    """Mixed precision: every mode gives y's dtype (reverse mode used to
+    end in x's, so "auto" depended on the cost model's choice)."""
+    x = cr.placeholder("x", (3,), dx)
+    y = cr.cast(cr.sin(x) * 2.0, dy)
+    xv = np.array([0.1, 0.2, 0.3], dx)
+    for mode in MODES:
+        j = cr.jacobian(y, x, mode=mode)
+        assert j.dtype == np.dtype(dy), mode
+        got = cr.function([x], j, backend=backend)(xv)
+        assert got.dtype == np.dtype(dy), mode
+        np.testing.assert_allclose(got, np.diag(2 * np.cos(xv.astype(np.float64))), rtol=1e-6)
+
+
 def _jac_tanh_x0(x):
     j = np.diag((1 - np.tanh(x) ** 2) * x[0])
     j[:, 0] += np.tanh(x)

@@ -12,6 +12,7 @@ from ..errors import ShapeError
 from ..ir import Var, make_leaf, topo_order
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
+from ..ops.elementwise import cast
 from ..ops.shape import eye_seed, reshape, transpose
 from .banded import Banded
 from .batching import batch_graph
@@ -39,8 +40,15 @@ def _seed_leaf(like: Var, name: str) -> Var:
 
 
 def _sweep(y: Var, x: Var, mode: str):
-    """The batched sweep: ``(result, new_nodes)`` where result is laid out
-    ``y.shape + x.shape`` (None if y does not depend on x)."""
+    """The batched sweep's result, laid out ``y.shape + x.shape`` and typed
+    like ``y`` in both modes (None if y does not depend on x)."""
+    res = _sweep_any_dtype(y, x, mode)
+    if res is not None and res.dtype != y.dtype:
+        res = cast(res, y.dtype)  # reverse mode ends in x's dtype
+    return res
+
+
+def _sweep_any_dtype(y: Var, x: Var, mode: str):
     if mode == "forward":
         t = _seed_leaf(x, "tangent")
         ty = push_forward([y], [x], [t])[0]
@@ -101,7 +109,8 @@ def explain_jacobian(y, x) -> dict:
 
 def jacobian(y, x, mode="auto"):
     """The Jacobian of ``y`` with respect to ``x``, laid out
-    ``y.shape + x.shape`` (as Theano, JAX and PyTorch do), as one graph.
+    ``y.shape + x.shape`` (as Theano, JAX and PyTorch do) with the dtype of
+    ``y``, as one graph.
 
     ``mode`` is "forward", "reverse" or "auto" (see :func:`explain_jacobian`).
 
