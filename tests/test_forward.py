@@ -227,3 +227,23 @@ def test_jvp_tangent_dtype_follows_float32_output(backend):
     got = cr.function([x], res, backend=backend)(np.zeros(3, np.float32))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, np.ones(3))
+
+
+def test_integer_and_bool_inputs_carry_no_tangent(backend):
+    """As in reverse mode: a tangent given for an int or bool input is a
+    zero (it used to flow on, through casts and products, into float
+    outputs, breaking <vjp(u), t> == <u, jvp(t)>)."""
+    x = cr.placeholder("x", (3,))
+    i = cr.placeholder("i", (3,), "int64")
+    c = cr.placeholder("c", (3,), "bool")
+    y = x * i + cr.cast(c, "float64") * x
+    ones = np.ones(3)
+    outs = [cr.jvp(y, i, np.ones(3, dtype=np.int64)), cr.jvp(y, c, np.ones(3, dtype=bool)),
+            cr.jvp(y, [x, i, c], [ones, np.ones(3, dtype=np.int64), np.ones(3, dtype=bool)]),
+            cr.vjp(y, [i, c], ones)]
+    got = cr.function([x, i, c], outs, backend=backend)(
+        np.array([1.0, 2.0, 3.0]), np.array([2, 0, 1]), np.array([True, False, True]))
+    np.testing.assert_array_equal(got[0], np.zeros(3))
+    np.testing.assert_array_equal(got[1], np.zeros(3))
+    np.testing.assert_array_equal(got[2], [3.0, 0.0, 2.0])  # d/dx only: i + c
+    assert not got[3][0].any() and not got[3][1].any()

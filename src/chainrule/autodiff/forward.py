@@ -16,7 +16,7 @@ def push_forward(outputs, wrt, tangents):
     live = depends_on(order, wrt)
     tan = {}
     for w, t in zip(wrt, tangents):
-        if t is not None:
+        if t is not None and is_float(w):  # integer and bool inputs carry none
             tan[w.id] = t
     for node in order:
         if node.id in tan or node.id not in live or not node.inputs:
