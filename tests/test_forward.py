@@ -240,10 +240,10 @@ def test_integer_and_bool_inputs_carry_no_tangent(backend):
     ones = np.ones(3)
     outs = [cr.jvp(y, i, np.ones(3, dtype=np.int64)), cr.jvp(y, c, np.ones(3, dtype=bool)),
             cr.jvp(y, [x, i, c], [ones, np.ones(3, dtype=np.int64), np.ones(3, dtype=bool)]),
-            cr.vjp(y, [i, c], ones)]
+            *cr.vjp(y, [i, c], ones)]
     got = cr.function([x, i, c], outs, backend=backend)(
         np.array([1.0, 2.0, 3.0]), np.array([2, 0, 1]), np.array([True, False, True]))
     np.testing.assert_array_equal(got[0], np.zeros(3))
     np.testing.assert_array_equal(got[1], np.zeros(3))
     np.testing.assert_array_equal(got[2], [3.0, 0.0, 2.0])  # d/dx only: i + c
-    assert not got[3][0].any() and not got[3][1].any()
+    assert not got[3].any() and not got[4].any()
