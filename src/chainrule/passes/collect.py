@@ -80,6 +80,9 @@ class _Poly:
         return _Poly({m: c * k for m, c in self.terms.items()}, mixed)
 
     def mul(self, other, positive):
+        for a, b in ((self, other), (other, self)):
+            if len(b.terms) == 1 and () in b.terms and not b.mixed:  # times a constant
+                return a.scale(b.terms[()])
         if len(self) * len(other) > MAX_PRODUCT:
             return None
         out = {}
