@@ -350,3 +350,51 @@ def test_hessian_of_each_op_against_finite_differences(case, backend):
         for h in got:
             assert h.shape == x0.shape + x0.shape
             np.testing.assert_allclose(h, fd, rtol=1e-5, atol=1e-6, err_msg=x.name)
+
+
+# -- run-time shapes inside the differentiated graph ------------------------------
+
+def test_hessian_through_take_with_indices_of_unknown_length(backend):
+    """u = w[idx] with idx of unknown length, cost = sum(A * u^2) with A
+    (2, None): the gradient sums a broadcast back at run time
+    (``sum_to_like`` over a leading axis) and scatters through
+    ``take_grad``; H = sum_j 2 c_j e_idx_j e_idx_j^T with c = A.sum(0)."""
+    w = cr.placeholder("w", (4,))
+    idx = cr.placeholder("idx", (None,), "int64")
+    A = cr.placeholder("A", (2, None))
+    u = cr.take(w, idx)
+    cost = cr.sum(A * u * u)
+    hs = [cr.hessian(cost, w), cr.jacobian(cr.grad(cost, w), w, mode="reverse")]
+    f = cr.function([w, idx, A], hs, backend=backend)
+    rng = np.random.default_rng(8)
+    iv = np.array([3, 0, 3, 1, 3])
+    Av = rng.normal(size=(2, 5))
+    want = np.zeros((4, 4))
+    for j, c in zip(iv, Av.sum(0)):
+        want[j, j] += 2 * c
+    for h in f(rng.normal(size=4), iv, Av):
+        np.testing.assert_allclose(h, want, rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_through_a_reshape_of_two_unknown_dims(backend):
+    """cost = sum(reshape(X * s, -1)^2) with s = w0 + w1^2 and X (None,
+    None): cost = s^2 S with S = sum(X^2)."""
+    X = cr.placeholder("X", (None, None))
+    w = cr.placeholder("w", (2,))
+    s = w[0] + w[1] ** 2
+    cost = cr.sum(cr.reshape(X * s, (-1,)) ** 2)
+    hs = [cr.hessian(cost, w), cr.jacobian(cr.grad(cost, w), w, mode="reverse")]
+    f = cr.function([X, w], hs, backend=backend)
+    Xv, wv = np.arange(6.0).reshape(2, 3) / 4, np.array([0.5, -1.5])
+    S, sv, w1 = np.sum(Xv ** 2), wv[0] + wv[1] ** 2, wv[1]
+    want = np.array([[2 * S, 4 * w1 * S], [4 * w1 * S, 4 * sv * S + 8 * w1 ** 2 * S]])
+    for h in f(Xv, wv):
+        np.testing.assert_allclose(h, want, rtol=1e-12)
+
+
+def test_hvp_with_unknown_dims(backend):
+    x, v = cr.placeholder("x", (None,)), cr.placeholder("v", (None,))
+    hv = cr.hvp(cr.sum(x ** 3) + cr.sum(x) ** 2, x, v)
+    xv, vv = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.0, -1.0])
+    got = cr.function([x, v], hv, backend=backend)(xv, vv)
+    np.testing.assert_allclose(got, 6 * xv * vv + 2 * vv.sum(), rtol=1e-13)

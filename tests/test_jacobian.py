@@ -525,3 +525,18 @@ def test_batching_derivative_graphs_matches_a_loop(case):
             warnings.simplefilter("ignore", RuntimeWarning)
             _batch_and_loop(outs, seed, stack, feed,
                             lambda v: f(**dict(feed, **{seed.name: v})))
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_batching_take_over_its_indices(axis, backend):
+    """vmap over the integer indices of take (the array unbatched)."""
+    a = cr.placeholder("a", (3, 4))
+    i = cr.placeholder("i", (2,), "int64")
+    out = cr.take(a, i, axis=axis)
+    ib = cr.placeholder("ib", (K, 2), "int64")
+    batched = batch_graph([out], {i.id: ib})[0]
+    av = np.arange(12.0).reshape(3, 4)
+    iv = np.array([[0, 2], [1, 1], [2, 0]])
+    got = cr.function([a, ib], batched, backend=backend)(av, iv)
+    for k in range(K):
+        np.testing.assert_array_equal(got[k], np.take(av, iv[k], axis=axis))
