@@ -72,21 +72,40 @@ def test_jvp_against_finite_differences_and_vjp(case, backend):
     assert lhs == pytest.approx(rhs, rel=1e-9, abs=1e-10), "<vjp(u), t> != <u, jvp(t)>"
 
 
-def test_every_grad_case_of_the_table_is_swept():
-    """Each differentiable op sits in the forward graph of some case, so its
-    JVP rule runs in the test above."""
+def test_every_jvp_rule_runs_in_a_checked_graph(monkeypatch):
+    """Each differentiable op's JVP rule runs while building a graph whose
+    values some test checks against finite differences or closed forms:
+    the forward sweeps above (primal ops), the forward-over-reverse
+    Hessians of each table case in test_hessian (the ops gradients are
+    made of), and Jacobians of forward-mode Jacobians in test_jacobian
+    (the banded ops)."""
     seen = set()
+    for name, op in REGISTRY.items():
+        if callable(op.jvp):
+            def spy(out, ts, name=name, rule=op.jvp):
+                seen.add(name)
+                return rule(out, ts)
+            monkeypatch.setattr(op, "jvp", spy)
     for case in GRAD_CASES:
-        seen |= {n.op.name for n in topo_order([sweep(case.id).out])}
+        s = sweep(case.id)
+        cr.jvp(s.out, s.wrt, s.tangents)
+        cost = cr.sum(s.out * s.cotangent)
+        for x in s.wrt:
+            if None not in x.shape:
+                cr.jacobian(cr.grad(cost, x), x, mode="forward")
+    x = cr.placeholder("x", (3,))
+    cr.jacobian(cr.jacobian(cr.sin(x) * x[0], x, mode="forward"), x, mode="forward")
+    cr.jacobian(cr.grad(cr.sum(cr.jacobian(cr.sin(x) * x[0], x, mode="forward") ** 2), x),
+                x, mode="forward")
+    X, w = cr.placeholder("X", (None, None)), cr.placeholder("w", (2,))
+    cr.hessian(cr.sum(cr.reshape(X * (w[0] + w[1] ** 2), (-1,)) ** 2), w)
     wanted = {n for n, op in REGISTRY.items()
               if op.differentiable and n not in ("placeholder", "constant", "parameter")}
-    # ops made only by derivative sweeps are covered by second-order tests
-    # (hessians of graphs holding their first derivatives) in test_hessian
-    derivative_only = {"getitem_grad", "take_grad", "sum_to_like", "count",
-                       "reshape_like", "broadcast_like", "full_like", "eye", "band_of",
-                       "bands_to_dense", "stop_gradient"}
-    missing = wanted - seen - derivative_only
-    assert not missing, f"differentiable ops whose JVP is never swept: {sorted(missing)}"
+    # no tangent ever reaches these: stop_gradient and the shape-only ops
+    # (count, full_like) have a zero JVP, eye has no inputs
+    never = {"stop_gradient", "count", "full_like", "eye"}
+    missing = wanted - seen - never
+    assert not missing, f"differentiable ops whose JVP is never checked: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
