@@ -398,3 +398,29 @@ def test_hvp_with_unknown_dims(backend):
     xv, vv = np.array([1.0, -2.0, 0.5]), np.array([0.3, 1.0, -1.0])
     got = cr.function([x, v], hv, backend=backend)(xv, vv)
     np.testing.assert_allclose(got, 6 * xv * vv + 2 * vv.sum(), rtol=1e-13)
+
+
+def test_hessian_of_a_function_of_a_forward_jacobian(backend):
+    """cost = sum(J^2) with J the forward-mode (banded) Jacobian of
+    sin(x) * x[0]: the Hessian differentiates the banded ops twice."""
+    x = cr.placeholder("x", (4,))
+    J = cr.jacobian(cr.sin(x) * x[0], x, mode="forward")
+    cost = cr.sum(J ** 2)
+    g, H = cr.grad(cost, x), cr.hessian(cost, x)
+    f = cr.function([x], [cost, g, H], backend=backend)
+    xv = np.array([0.4, -1.0, 0.7, 2.0])
+
+    def cost_np(v):  # J[i, i] = cos(v_i) v_0 (+ sin(v_0) at i = 0), J[i, 0] = sin(v_i)
+        d = np.cos(v) * v[0]
+        d[0] += np.sin(v[0])
+        return np.sum(d ** 2) + np.sum(np.sin(v[1:]) ** 2)
+
+    c, gv, hv = f(xv)
+    assert float(c) == pytest.approx(cost_np(xv), rel=1e-13)
+    eps = 1e-6
+    fd_g = np.array([(cost_np(xv + eps * e) - cost_np(xv - eps * e)) / (2 * eps)
+                     for e in np.eye(4)])
+    np.testing.assert_allclose(gv, fd_g, rtol=1e-7, atol=1e-8)
+    gf = cr.function([x], g, backend="interpreter")
+    fd_h = np.stack([(gf(xv + eps * e) - gf(xv - eps * e)) / (2 * eps) for e in np.eye(4)], 1)
+    np.testing.assert_allclose(hv, fd_h, rtol=1e-6, atol=1e-7)
