@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import constant_var
-from .facts import const, is_value, known_finite, known_positive, never_inf, uniform
+from .facts import (const, is_value, known_finite, known_nonneg, known_positive, never_inf,
+                    uniform)
 from .rewrite import RuleTable
 
 ALGEBRA = RuleTable("algebra")
@@ -390,6 +391,15 @@ def exp_log(n):
     x = n.inputs[0]
     if x.op.name == "log" and known_positive(x.inputs[0]):
         return x.inputs[0]
+
+
+@rule("exp")
+def exp_log1p(n):
+    """exp(log1p(x)) -> 1 + x when x >= 0 (log(1 + x) is stabilised to
+    log1p(x) first, so exp(log(1 + x)) needs this rule too)"""
+    x = n.inputs[0]
+    if x.op.name == "log1p" and known_nonneg(x.inputs[0]) and _same(x.inputs[0], n):
+        return ops.add(_scalar(1, n.dtype), x.inputs[0])
 
 
 @rule("sqrt")

@@ -13,8 +13,12 @@ NaN or inf still reaches the result (as ``x - x`` rule does). Likewise a
 monomial summed from terms of opposite signs (``m - 2 * m -> -m``) keeps a
 ``0 * m`` guard unless it can never be inf. Atom powers
 cancel (f/f, and also f/f**2 -> 1/f) only for atoms known finite and
-positive: 0/0 and inf/inf are NaN. The pass is kept only when it makes the
-graph smaller (``optimize`` compares node counts).
+positive: 0/0 and inf/inf are NaN. Multiplying a sum out is exact except
+where a factor is inf: (0 + 1) * inf is inf, 0 * inf + 1 * inf is NaN. That
+is accepted (an inf may become NaN; a NaN or a finite value never changes
+kind): refusing it would forbid the expansions that keep nested derivatives
+small. The pass is kept only when it makes the graph smaller (``optimize``
+compares node counts).
 """
 
 from __future__ import annotations

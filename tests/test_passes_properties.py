@@ -1,0 +1,349 @@
+"""Property tests for the graph optimizer (issue 4): over random expression
+graphs, ``cr.optimize`` never changes a value, never grows the graph, and is
+idempotent; the same holds for graphs that contain derivatives.
+
+The reference is always the unoptimized graph (``cr.evaluate``). Rewrites
+may legitimately differ from it in two ways, which the comparison allows:
+floating-point reassociation (a tolerance scaled by the largest value the
+graph computes), and stabilisation that removes a *spurious* overflow (the
+unoptimized graph overflows or underflows float64 somewhere). To tell a
+spurious non-finite value from one the exact math produces, the unoptimized
+graph is also evaluated in extended precision (``np.longdouble``, 64-bit
+mantissa and a far wider exponent range): where nothing in that evaluation
+leaves float64's range, the NaN/inf pattern must match exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+import chainrule as cr
+from chainrule.ir import topo_order
+from chainrule.passes import TABLES
+
+BACKENDS = ("interpreter", "numpy")
+NAMES = ("x", "y", "z")
+# shapes of the placeholders of one graph: a "family" that broadcasts
+SHAPE_FAMILIES = {
+    "scalar": [()],
+    "vector": [(3,), ()],
+    "matrix": [(2, 3), (3,), ()],
+    "square": [(3, 3), (3,), ()],
+}
+CONSTANTS = (0.0, 1.0, -1.0, 2.0, 0.5)
+AWKWARD = (0.0, -0.0, -1.0, -2.5, 1e3, -1e3, 1e300, -1e300, np.inf, -np.inf, np.nan)
+
+UNARY = {
+    "negative": cr.negative, "exp": cr.exp, "log": cr.log, "log1p": cr.log1p,
+    "expm1": cr.expm1, "sqrt": cr.sqrt, "square": cr.square, "sin": cr.sin,
+    "cos": cr.cos, "tan": cr.tan, "tanh": cr.tanh, "sigmoid": cr.sigmoid,
+    "relu": cr.relu, "softplus": cr.softplus, "abs": cr.abs, "sign": cr.sign,
+    "erf": cr.erf,
+}
+BINARY = {
+    "add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b, "divide": lambda a, b: a / b,
+    "maximum": cr.maximum, "minimum": cr.minimum,
+}
+COMPARE = (cr.less, cr.less_equal, cr.greater, cr.greater_equal, cr.equal)
+REDUCE = {"sum": cr.sum, "mean": cr.mean, "max": cr.max, "min": cr.min,
+          "prod": cr.prod, "logsumexp": cr.logsumexp}
+POWERS = (0, 1, 2, 3, 4, -1, -2, 0.5)
+STABILITY_RULES = {rule.name for rule in TABLES["stability"].rules}
+# derivative graphs: ops whose gradient is defined everywhere it is used
+NO_GRAD = {"sign"}
+
+
+# -- drawing and building a random graph -------------------------------------
+
+@st.composite
+def recipes(draw, max_steps=10):
+    """A random graph as plain data: the placeholders' shapes and a list of
+    steps ``(kind, name, operand picks, parameter)``; ``build`` turns it into
+    Vars. Operand picks are fractions in [0, 1) of the pool built so far,
+    biased to recent nodes, so recipes shrink well."""
+    family = draw(st.sampled_from(sorted(SHAPE_FAMILIES)))
+    n_inputs = draw(st.integers(2, 3))
+    shapes = [draw(st.sampled_from(SHAPE_FAMILIES[family])) for _ in range(n_inputs)]
+    shapes[0] = SHAPE_FAMILIES[family][0]  # one input has the full shape
+    kinds = st.sampled_from(["unary"] * 5 + ["binary"] * 6 + ["const"] * 3 + [
+        "power", "where", "clip", "reduce", "softmax", "matmul", "transpose", "cast"])
+    steps = []
+    for _ in range(draw(st.integers(1, max_steps))):
+        kind = draw(kinds)
+        picks = tuple(draw(st.sampled_from([0.0, 0.5, 0.8, 0.9, 0.99]))
+                      for _ in range(3))
+        if kind == "unary":
+            param = draw(st.sampled_from(sorted(UNARY)))
+        elif kind == "binary":
+            param = draw(st.sampled_from(sorted(BINARY)))
+        elif kind == "const":
+            param = (draw(st.sampled_from(sorted(BINARY))), draw(st.sampled_from(CONSTANTS)),
+                     draw(st.booleans()))
+        elif kind == "power":
+            param = draw(st.sampled_from(POWERS))
+        elif kind == "where":
+            param = draw(st.integers(0, len(COMPARE) - 1))
+        elif kind == "clip":
+            param = draw(st.sampled_from([(-1.0, 1.0), (0.0, None), (None, 2.0)]))
+        elif kind == "reduce":
+            param = (draw(st.sampled_from(sorted(REDUCE))), draw(st.sampled_from([None, 0, -1])),
+                     draw(st.booleans()))
+        elif kind == "softmax":
+            param = draw(st.sampled_from(["softmax", "log_softmax"]))
+        elif kind == "cast":
+            param = draw(st.integers(0, len(COMPARE) - 1))
+        else:
+            param = None
+        steps.append((kind, picks, param))
+    return shapes, steps
+
+
+def _pick(pool, frac):
+    return pool[min(len(pool) - 1, int(frac * len(pool)))]
+
+
+def build(recipe, grad=False):
+    """Placeholders and output Vars of a recipe (None if nothing was built).
+    Steps whose operands do not fit (shapes) are skipped."""
+    shapes, steps = recipe
+    xs = [cr.placeholder(NAMES[k], shape) for k, shape in enumerate(shapes)]
+    pool = list(xs)
+    for kind, picks, param in steps:
+        a, b, c = (_pick(pool, p) for p in picks)
+        try:
+            if kind == "unary":
+                if grad and param in NO_GRAD:
+                    continue
+                out = UNARY[param](a)
+            elif kind == "binary":
+                out = BINARY[param](a, b)
+            elif kind == "const":
+                op, value, left = param
+                out = BINARY[op](value, a) if left else BINARY[op](a, value)
+            elif kind == "power":
+                out = a ** param
+            elif kind == "where":
+                out = cr.where(COMPARE[param](a, c), a, b)
+            elif kind == "clip":
+                out = cr.clip(a, *param)
+            elif kind == "reduce":
+                name, axis, keepdims = param
+                if axis is not None and a.ndim == 0:
+                    axis = None
+                out = REDUCE[name](a, axis=axis, keepdims=keepdims)
+            elif kind == "softmax":
+                if a.ndim == 0:
+                    continue
+                out = getattr(cr, param)(a)
+            elif kind == "matmul":
+                if a.ndim == 0 or b.ndim == 0:
+                    continue
+                out = cr.matmul(a, b)
+            elif kind == "transpose":
+                out = a.T
+            elif kind == "cast":
+                out = COMPARE[param](a, b).astype("float64")
+            else:  # pragma: no cover
+                raise AssertionError(kind)
+        except (cr.ShapeError, cr.DTypeError):
+            continue
+        pool.append(out)
+    if len(pool) == len(xs):
+        return None
+    outputs = [pool[-1]]
+    if len(pool) - len(xs) >= 3:
+        outputs.append(pool[-3])  # a second output sharing part of the graph
+    if grad:
+        cost = cr.sum(pool[-1]) if pool[-1].ndim else pool[-1]
+        outputs = [cost] + list(cr.grad(cost, xs))
+    return xs, outputs
+
+
+@st.composite
+def feeds(draw, shapes, awkward):
+    """One array per placeholder: ordinary values in [-2, 2], and with
+    ``awkward`` some entries from 0, -0, negatives, large values, inf, nan."""
+    arrays = []
+    for shape in shapes:
+        size = int(np.prod(shape)) if shape else 1
+        plain = st.floats(-2.0, 2.0, allow_nan=False, width=64)
+        elems = st.one_of(plain, st.sampled_from(AWKWARD)) if awkward else plain
+        values = draw(st.lists(elems, min_size=size, max_size=size))
+        arrays.append(np.array(values, dtype=np.float64).reshape(shape))
+    return arrays
+
+
+# -- evaluating and comparing -------------------------------------------------
+
+GENUINE_INF = {"divide", "log", "log1p", "power"}  # 1/0, log(0), 0**-1
+
+
+def beyond_float64(val):
+    """Does ``val`` hold a finite value whose exp, square or reciprocal
+    leaves float64's range (|v| > 700, the point where exp overflows, or a
+    subnormal)?"""
+    mag = np.abs(val[np.isfinite(val)])
+    return bool(mag.size) and bool(mag.max() > 700 or np.any((mag > 0) & (mag < 1e-300)))
+
+
+def extended_eval(outputs, xs, arrays):
+    """Evaluate the graph op by op in np.longdouble. Returns the outputs and
+    whether any input or intermediate is near the edge of float64's range
+    (so a float64 overflow or underflow, or one even in long double, may
+    have made a spurious inf/NaN that a rewrite can remove),
+    and whether something was divided by zero (the sign of a zero is not
+    kept by rewrites, so 1/(x - x) may become -inf instead of inf)."""
+    env = {x.id: np.asarray(a, np.longdouble) for x, a in zip(xs, arrays)}
+    extreme = any(beyond_float64(a) for a in env.values())
+    by_zero = False
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for node in topo_order(outputs):
+            if node.id in env:
+                continue
+            if node.op.name == "constant":
+                c = node._const
+                env[node.id] = c.astype(np.longdouble) if c.dtype.kind == "f" else c
+                continue
+            args = [env[i.id] for i in node.inputs]
+            val = np.asarray(node.op.impl(node.attrs, *args))
+            if val.dtype.kind == "f" and val.dtype != np.longdouble and node.op.name != "cast":
+                val = val.astype(np.longdouble)
+            env[node.id] = val
+            if node.op.name in ("divide", "power") and np.any(args[0 if node.op.name == "power"
+                                                                 else 1] == 0):
+                by_zero = True
+            if val.dtype.kind != "f":
+                continue
+            if beyond_float64(val):
+                extreme = True
+            inputs_finite = all(np.all(np.isfinite(a)) for a in args
+                                if np.asarray(a).dtype.kind == "f")
+            if inputs_finite and not np.all(np.isfinite(val)) \
+                    and node.op.name not in GENUINE_INF:
+                extreme = True  # overflow beyond even long double's range
+    return [env[o.id] for o in outputs], extreme, by_zero
+
+
+def scale_of(outputs, xs, arrays):
+    """The largest finite magnitude any node of the graph computes (float64):
+    reassociating a sum changes its value by about eps times this."""
+    f = cr.function(xs, topo_order(outputs), backend="interpreter", optimize=False)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vals = f(*arrays)
+    top = 1.0
+    for v in vals:
+        v = np.asarray(v)
+        if v.dtype.kind == "f" and v.size:
+            fin = np.abs(v[np.isfinite(v)])
+            if fin.size:
+                top = max(top, float(fin.max()))
+    return top
+
+
+def check_close(got, ref, ref_ext, extreme, by_zero, scale, what):
+    got, ref = np.asarray(got), np.asarray(ref)
+    assert got.shape == ref.shape, (what, got.shape, ref.shape)
+    assert got.dtype == ref.dtype, (what, got.dtype, ref.dtype)
+    if ref.dtype.kind != "f":
+        np.testing.assert_array_equal(got, ref, err_msg=what)
+        return
+    ext = np.asarray(ref_ext, np.longdouble)
+    tol = 1e-10 * np.maximum(np.abs(ref), scale)
+    fin = np.isfinite(ref)
+    if extreme:
+        # float64 overflowed somewhere: a stabilised graph may be finite where
+        # the naive one is not; a finite answer must then be right
+        both = fin & np.isfinite(got)
+        bad = both & ~(np.abs(got - ref) <= tol)
+        ok_ext = np.isfinite(ext) & (np.abs(ext) < 1e300)
+        new = ~fin & np.isfinite(got) & ok_ext
+        bad |= new & ~(np.abs(got - ext) <= 1e-8 * np.maximum(np.abs(ext), 1.0))
+        # finite before, non-finite now: a rewrite must never lose a value
+        bad |= fin & ~np.isfinite(got) & ok_ext
+    else:
+        close = np.abs(got - ref) <= tol
+        # a rewrite may be more accurate than the naive float64 graph
+        more_accurate = np.isfinite(ext) & (
+            np.abs(got - ext) <= np.abs(ref - ext) + 1e-12 * np.abs(ext))
+        kept_finite = ~fin | (np.isfinite(got) & (close | more_accurate))
+        kept_nan = ~np.isnan(ref) | np.isnan(got)
+        # inf stays inf of the same sign (either sign after a division by
+        # zero: rewrites do not keep the sign of a zero), or becomes NaN:
+        # multiplying a sum out turns (0 + 1) * inf into 0 * inf + 1 * inf
+        # (see passes/collect.py)
+        kept_inf = ~np.isinf(ref) | (got == ref) | np.isnan(got) | (
+            by_zero & np.isinf(got))
+        bad = ~(kept_finite & kept_nan & kept_inf)
+    assert not bad.any(), (
+        f"{what}: optimized differs from unoptimized at {np.argwhere(bad).tolist()}\n"
+        f"optimized   {got!r}\nunoptimized {ref!r}\nlong double {ext!r}")
+
+
+def describe(outputs):
+    lines = []
+    for n in topo_order(outputs):
+        if n.op.name == "constant":
+            what = repr(n._const.tolist())
+        else:
+            what = f"{n.op.name}{list(n.attrs) if n.attrs else ''}(" + \
+                ", ".join(f"%{i.id}" for i in n.inputs) + ")"
+        lines.append(f"  %{n.id} = {what} {n.shape} {n.name or ''}")
+    return "\n".join(lines)
+
+
+def check_graph(xs, outputs, arrays):
+    """The three properties: values kept (both backends), node count never
+    grows, optimizing twice changes nothing."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = cr.evaluate(outputs, dict(zip(xs, arrays)))
+        ext, extreme, by_zero = extended_eval(outputs, xs, arrays)
+        scale = scale_of(outputs, xs, arrays)
+        event("extreme" if extreme else "float64 range")
+        opt, fired = cr.optimize(outputs, trace=True)
+        opt2 = cr.optimize(opt)
+        desc = "\n" + describe(outputs) + "\noptimized:\n" + describe(opt)
+        for backend in BACKENDS:
+            f = cr.function(xs, outputs, backend=backend, optimize=True)
+            for k, (g, r, e) in enumerate(zip(f(*arrays), ref, ext)):
+                check_close(g, r, e, extreme, by_zero, scale, f"{backend} output {k}{desc}")
+        for k, (g, r, e) in enumerate(zip(cr.evaluate(opt2, dict(zip(xs, arrays))), ref, ext)):
+            check_close(g, r, e, extreme, by_zero, scale, f"optimize twice, output {k}{desc}")
+    # a stabilising rewrite may cost a node: log(sigmoid(x)) -> -softplus(-x)
+    stabilised = sum(fired.get(name, 0) for name in STABILITY_RULES)
+    assert cr.count_nodes(opt) <= cr.count_nodes(outputs) + stabilised, (
+        f"optimize grew the graph{desc}\nrules fired: {fired}")
+    assert cr.count_nodes(opt2) == cr.count_nodes(opt), (
+        f"optimize is not idempotent{desc}\ntwice:\n{describe(opt2)}")
+
+
+@settings(max_examples=350, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_optimize_keeps_values_on_random_graphs(data):
+    recipe = data.draw(recipes())
+    built = build(recipe)
+    assume(built is not None)
+    xs, outputs = built
+    arrays = data.draw(feeds(recipe[0], awkward=data.draw(st.booleans())))
+    check_graph(xs, outputs, arrays)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_optimize_keeps_values_on_random_derivative_graphs(data):
+    recipe = data.draw(recipes(max_steps=7))
+    built = build(recipe, grad=True)
+    assume(built is not None)
+    xs, outputs = built
+    arrays = data.draw(feeds(recipe[0], awkward=data.draw(st.booleans())))
+    check_graph(xs, outputs, arrays)
