@@ -317,9 +317,10 @@ def check_graph(xs, outputs, arrays):
                 check_close(g, r, e, extreme, by_zero, scale, f"{backend} output {k}{desc}")
         for k, (g, r, e) in enumerate(zip(cr.evaluate(opt2, dict(zip(xs, arrays))), ref, ext)):
             check_close(g, r, e, extreme, by_zero, scale, f"optimize twice, output {k}{desc}")
-    # a stabilising rewrite may cost a node: log(sigmoid(x)) -> -softplus(-x)
+    # a stabilising rewrite may cost nodes: log(sigmoid(x)) -> -softplus(-x)
+    # trades one op for three (two more if sigmoid(x) has other users)
     stabilised = sum(fired.get(name, 0) for name in STABILITY_RULES)
-    assert cr.count_nodes(opt) <= cr.count_nodes(outputs) + stabilised, (
+    assert cr.count_nodes(opt) <= cr.count_nodes(outputs) + 2 * stabilised, (
         f"optimize grew the graph{desc}\nrules fired: {fired}")
     assert cr.count_nodes(opt2) == cr.count_nodes(opt), (
         f"optimize is not idempotent{desc}\ntwice:\n{describe(opt2)}")
