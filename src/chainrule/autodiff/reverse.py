@@ -84,7 +84,9 @@ def _name_grads(results, wrt, first_new_id):
     """Name each gradient node after its wrt Var (``grad_W``), if the sweep
     made it (a node shared with the forward graph keeps its own identity)."""
     for g, w in zip(results, wrt):
-        if g is not None and g.name is None and g.id >= first_new_id and w.name:
+        # constants are shared by value across graphs: never name them
+        if g is not None and g.name is None and g.id >= first_new_id and w.name \
+                and not g.is_leaf:
             g.name = f"grad_{w.name}"
 
 
