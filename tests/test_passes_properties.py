@@ -1,16 +1,24 @@
 """Property tests for the graph optimizer (issue 4): over random expression
-graphs, ``cr.optimize`` never changes a value, never grows the graph, and is
+graphs, ``cr.optimize`` keeps every value, does not grow the graph, and is
 idempotent; the same holds for graphs that contain derivatives.
 
-The reference is always the unoptimized graph (``cr.evaluate``). Rewrites
-may legitimately differ from it in two ways, which the comparison allows:
-floating-point reassociation (a tolerance scaled by the largest value the
-graph computes), and stabilisation that removes a *spurious* overflow (the
-unoptimized graph overflows or underflows float64 somewhere). To tell a
-spurious non-finite value from one the exact math produces, the unoptimized
-graph is also evaluated in extended precision (``np.longdouble``, 64-bit
-mantissa and a far wider exponent range): where nothing in that evaluation
-leaves float64's range, the NaN/inf pattern must match exactly.
+The reference is the unoptimized graph (``cr.evaluate``); the optimized one
+runs through ``cr.function`` on both backends. What "keeps every value"
+allows, and why:
+
+- finite results agree to 1e-10 relative to the largest value the graph
+  computes (reassociating a sum moves it by about eps times that), unless
+  the optimized result is closer to the exact value (log1p for log(1 + x));
+- NaN stays NaN and inf stays inf, except that multiplying a sum out may turn
+  an inf into NaN ((0 + 1) * inf is inf, 0 * inf + 1 * inf is NaN, see
+  passes/collect.py), and the sign of an inf that came from dividing by zero
+  may flip (rewrites do not keep the sign of a zero);
+- stabilising rewrites may make a spurious overflow finite (log(exp(x)) at
+  x = 1000). To tell spurious from real, the unoptimized graph is also run
+  op by op in ``np.longdouble`` (64-bit mantissa, far wider exponents): if
+  any value in it is near the edge of float64's range, the draw is
+  "extreme" and only finite results are compared;
+- a stabilising rewrite may cost nodes (log(sigmoid(x)) -> -softplus(-x)).
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -62,7 +69,7 @@ NO_GRAD = {"sign"}
 # -- drawing and building a random graph -------------------------------------
 
 @st.composite
-def recipes(draw, max_steps=10):
+def recipes(draw, max_steps=16):
     """A random graph as plain data: the placeholders' shapes and a list of
     steps ``(kind, name, operand picks, parameter)``; ``build`` turns it into
     Vars. Operand picks are fractions in [0, 1) of the pool built so far,
@@ -74,7 +81,7 @@ def recipes(draw, max_steps=10):
     kinds = st.sampled_from(["unary"] * 5 + ["binary"] * 6 + ["const"] * 3 + [
         "power", "where", "clip", "reduce", "softmax", "matmul", "transpose", "cast"])
     steps = []
-    for _ in range(draw(st.integers(1, max_steps))):
+    for _ in range(draw(st.integers(2, max_steps))):
         kind = draw(kinds)
         picks = tuple(draw(st.sampled_from([0.0, 0.5, 0.8, 0.9, 0.99]))
                       for _ in range(3))
@@ -308,6 +315,8 @@ def check_graph(xs, outputs, arrays):
         ext, extreme, by_zero = extended_eval(outputs, xs, arrays)
         scale = scale_of(outputs, xs, arrays)
         event("extreme" if extreme else "float64 range")
+        size = cr.count_nodes(outputs)
+        event("nodes < 8" if size < 8 else "nodes 8-19" if size < 20 else "nodes >= 20")
         opt, fired = cr.optimize(outputs, trace=True)
         opt2 = cr.optimize(opt)
         desc = "\n" + describe(outputs) + "\noptimized:\n" + describe(opt)
@@ -326,7 +335,7 @@ def check_graph(xs, outputs, arrays):
         f"optimize is not idempotent{desc}\ntwice:\n{describe(opt2)}")
 
 
-@settings(max_examples=350, deadline=None,
+@settings(max_examples=500, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_optimize_keeps_values_on_random_graphs(data):
@@ -338,11 +347,11 @@ def test_optimize_keeps_values_on_random_graphs(data):
     check_graph(xs, outputs, arrays)
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_optimize_keeps_values_on_random_derivative_graphs(data):
-    recipe = data.draw(recipes(max_steps=7))
+    recipe = data.draw(recipes(max_steps=9))
     built = build(recipe, grad=True)
     assume(built is not None)
     xs, outputs = built
