@@ -130,13 +130,35 @@ def _as_updates(updates):
     return out
 
 
-# ops whose result may be (a view of) their first input's memory
-def _may_view(v: Var, leaf_kinds) -> bool:
-    """Might the value of ``v`` be a leaf of one of ``leaf_kinds``, or a view
-    of one?"""
+def _root(v: Var) -> Var:
+    """The node whose memory ``v``'s value may share: follow the ops whose
+    result can be a view of their first input."""
     while v.op.aliases or v.op.name == "cast":  # cast(copy=False) in the interpreter
         v = v.inputs[0]
-    return v.op.name in leaf_kinds
+    return v
+
+
+def _copy_rules(outs, upd):
+    """Which new parameter values and which outputs must be copied so that
+    no two of them, and no output and the function's own state (parameters,
+    constants), share memory: parameters may be updated in place by a later
+    call, and a user may write into what a call returned."""
+    roots = [_root(v) for _, v in upd]
+    counts = {}
+    for r in roots:
+        counts[r.id] = counts.get(r.id, 0) + 1
+    # a new value must be a fresh array of its own: not a leaf, not a view
+    # (it may be read-only or strided), not shared with another update
+    copy_update = [r.is_leaf or r is not v or counts[r.id] > 1
+                   for (_, v), r in zip(upd, roots)]
+    state = {r.id for r in roots}
+    copy_out, seen = [], set()
+    for v in outs:
+        r = _root(v)
+        copy_out.append(r.op.name in ("constant", "parameter") or r.id in state
+                        or r.id in seen)
+        seen.add(r.id)
+    return copy_update, copy_out
 
 
 class Function:
@@ -166,16 +188,7 @@ class Function:
             self._by_name.setdefault(v.name, []).append(k)
         self._params = prog.params
         self._updated = [p for p, _ in upd]
-        # An output must not share memory with state the function keeps
-        # (parameters, constants: mutating the result would change later
-        # calls), nor a new parameter value with anything else.
-        self._copy_update = [_may_view(v, ("placeholder", "constant", "parameter"))
-                             for _, v in upd]
-        self._copy_out = [_may_view(v, ("constant", "parameter")) for v in outs]
-        # outputs that are also new parameter values are copied too: the
-        # parameter's state may be updated in place by a later call
-        upd_ids = {v.id for _, v in upd}
-        self._copy_out = [c or v.id in upd_ids for c, v in zip(self._copy_out, outs)]
+        self._copy_update, self._copy_out = _copy_rules(outs, upd)
         self._run, self.source, self._locate = BACKENDS[backend](
             prog, check_finite=check_finite)
         self.backend = backend
@@ -214,7 +227,7 @@ class Function:
                 raise InputError(f"missing input {specs[k].name!r}")
         return values
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, /, *args, **kwargs):
         if kwargs or len(args) != self._n:
             args = self._bind(args, kwargs)
         return self._call(*args)

@@ -43,7 +43,7 @@ def _small(v, m):
 
 def _slice_start(idx, length):
     """Start of a plain 1-D slice (step 1), or None if the index is anything else."""
-    if len(idx) != 1 or idx[0][0] != "s" or idx[0][3] not in (None, 1):
+    if len(idx) != 1 or idx[0][0] != "s" or idx[0][3] not in (None, 1) or length is None:
         return None
     start, _, _ = slice(idx[0][1], idx[0][2]).indices(length)
     return start

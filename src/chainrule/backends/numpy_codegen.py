@@ -153,8 +153,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         if node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
                 raise AssertionError("placeholder missing from the program inputs")
-            if plan is not None and node.id in names:
-                plan.record(node, names[node.id])
+            if plan is not None:  # constants too: their views are never written
+                plan.record(node, names.get(node.id))
         else:
             op = node.op
             helpers.update(op.helpers)

@@ -18,9 +18,9 @@ def flatten(obj, what="outputs"):
         items = list(obj)
         _check(items, what)
         kind = type(obj)
-        if kind in (list, tuple):
-            return items, lambda xs: kind(xs)
-        return items, lambda xs: kind(*xs)  # namedtuple
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+            return items, lambda xs: kind(*xs)
+        return items, lambda xs: kind(xs)
     if isinstance(obj, dict):
         keys = list(obj)
         items = [obj[k] for k in keys]
