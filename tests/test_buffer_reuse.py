@@ -197,3 +197,69 @@ def test_random_large_graphs_agree_with_the_interpreter(steps, n_out):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
     for g, w in zip(raw1, want1):  # arrays returned earlier are untouched
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+# -- regressions found in review ---------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "interpreter"])
+def test_output_view_of_a_new_parameter_value(backend):
+    p = cr.parameter(np.zeros((N, N)), "p")
+    f = cr.function([], (p + 1.0).T, updates={p: p + 1.0}, backend=backend)
+    o1 = f()
+    o2 = f()
+    assert o1[0, 0] == 1.0 and o2[0, 0] == 2.0
+    o2[:] = 42.0  # writing into a result never reaches the parameter
+    assert p.value[0, 0] == 2.0
+
+
+def test_new_value_that_is_a_view_of_an_output():
+    p = cr.parameter(np.zeros((N, N)), "p")
+    a = cr.exp(cr.placeholder("x", (N, N)))
+    f = cr.function([a.inputs[0]], a, updates={p: a.T})
+    out = f(np.zeros((N, N)))
+    out[:] = 7.0
+    np.testing.assert_array_equal(p.value, np.ones((N, N)))
+
+
+def test_one_update_node_for_two_parameters_stays_separate():
+    p1, p2 = cr.parameter(np.zeros((N, N)), "p1"), cr.parameter(np.zeros((N, N)), "p2")
+    new = p2 + 1.0
+    f = cr.function([], p1, updates={p1: new, p2: new})
+    f()
+    assert f()[0, 0] == 1.0
+    assert p1.value[0, 0] == 2.0 and p2.value[0, 0] == 2.0
+
+
+def test_parameter_state_is_never_a_read_only_view():
+    p = cr.parameter(np.zeros((N, N)), "p")
+    x = cr.placeholder("x", (N,))
+    cr.function([x], [], updates={p: cr.broadcast_to(cr.exp(x), (N, N))})(np.zeros(N))
+    cr.function([], [], updates={p: p * 2.0})()  # in place: needs a writable state
+    np.testing.assert_array_equal(p.value, np.full((N, N), 2.0))
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_views_of_constants_are_never_written(optimize):
+    c = cr.constant(np.full((N, N), 2.0))
+    W = cr.constant(rng(7).standard_normal((N, N)))
+    x = cr.placeholder("x", (N, N))
+    f = cr.function([x], [(c.T + x) * 3.0, cr.tanh(cr.tanh(x @ W.T) @ x)], optimize=optimize)
+    xv = np.ones((N, N))
+    first = [np.array(o) for o in f(xv)]
+    for _ in range(2):
+        for a, b in zip(f(xv), first):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first[0], np.full((N, N), 9.0))
+
+
+def test_same_node_twice_in_the_outputs_gives_two_arrays():
+    x = cr.placeholder("x", (N, N))
+    y = cr.exp(x)
+    a, b = cr.function([x], [y, y])(np.zeros((N, N)))
+    a[:] = 5.0
+    np.testing.assert_array_equal(b, np.ones((N, N)))
+
+
+def test_placeholder_named_self_by_keyword():
+    s, y = cr.placeholder("self"), cr.placeholder("y")
+    assert float(cr.function([s, y], s + y)(self=1.0, y=2.0)) == 3.0
