@@ -1,6 +1,18 @@
-"""Shared helpers for the benchmark scripts: machine info and timing."""
+"""Shared helpers for the benchmark scripts: machine info and timing.
+
+Importing this module first pins BLAS to one thread (unless the caller set
+it): on a small shared machine a multi-threaded BLAS that competes with
+another process for the cores makes every timing noise. Both sides of every
+comparison use the same BLAS, so ratios stay fair. Override with e.g.
+``OPENBLAS_NUM_THREADS=2 python benchmarks/mlp_step.py``.
+"""
 
 from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import os
 import platform
@@ -27,8 +39,9 @@ def machine_info() -> str:
         blas = cfg["Build Dependencies"]["blas"]["name"]
     except Exception:
         pass
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "?")
     return (f"machine: {cpu}, {os.cpu_count()} cores; Python {sys.version.split()[0]}, "
-            f"NumPy {np.__version__} ({blas or 'blas ?'})")
+            f"NumPy {np.__version__} ({blas or 'blas ?'}, {threads} BLAS thread(s))")
 
 
 def median_time(fn, repeat=200, warmup=5, min_time=None) -> float:

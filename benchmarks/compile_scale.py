@@ -7,11 +7,12 @@ counts for chains of 1,000 / 10,000 / 100,000 ops and MLPs of 1 / 4 / 16 /
 
 from __future__ import annotations
 
+from _common import machine_info, table  # first: pins BLAS threads
+
 import sys
 import time
 
 import chainrule as cr
-from _common import machine_info, table
 from nested import chain, mlp
 
 

@@ -7,13 +7,14 @@ hvp calls, measured in the same run; and hvp at n = 100,000.
 
 from __future__ import annotations
 
+from _common import machine_info, median_time, ms, table  # first: pins BLAS threads
+
 import sys
 import time
 
 import numpy as np
 
 import chainrule as cr
-from _common import machine_info, median_time, ms, table
 
 
 def rosenbrock(x):

@@ -6,11 +6,12 @@ batch 128: chainrule's compiled step against the hand-written NumPy step.
 
 from __future__ import annotations
 
+from _common import machine_info, table  # first: pins BLAS threads
+
 import tracemalloc
 
 import numpy as np
 
-from _common import machine_info, table
 from mlp_step import chainrule_step, init, numpy_step_factory
 
 

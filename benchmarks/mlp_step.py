@@ -7,12 +7,13 @@ NumPy forward/backward/update of the same math, measured in the same run.
 
 from __future__ import annotations
 
+from _common import machine_info, median_time, paired_times, table, us  # first: pins BLAS threads
+
 import sys
 
 import numpy as np
 
 import chainrule as cr
-from _common import machine_info, median_time, paired_times, table, us
 
 
 def init(sizes, dtype, seed=0):

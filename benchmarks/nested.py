@@ -10,6 +10,8 @@ codegen) of long chains and deep MLPs, and the cheap-gradient ratio.
 
 from __future__ import annotations
 
+from _common import machine_info, table  # first: pins BLAS threads
+
 import sys
 import time
 
@@ -17,7 +19,6 @@ import numpy as np
 import sympy
 
 import chainrule as cr
-from _common import machine_info, table
 
 FUNCS = {
     "tanh(x)": (lambda x: cr.tanh(x), lambda s: sympy.tanh(s)),
