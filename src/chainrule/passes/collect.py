@@ -182,7 +182,10 @@ def _collect(order, outputs, dry):
             return v
         r = rebuilt.get(v.id)
         if r is None:
-            r = rebuilt[v.id] = _print(_terms(forms[v.id], atoms), atoms, v)
+            r = _print(_terms(forms[v.id], atoms), atoms, v)
+            if r is None:  # not printable in v's shape: keep v's own op
+                r = make_node(v.op, tuple(get(i) for i in v.inputs), v.attrs, v.name)
+            rebuilt[v.id] = r
             if v.name and r.name is None and not r.is_leaf:
                 r.name = v.name
         return r
@@ -269,9 +272,10 @@ def _terms(f, atoms):
         if c != 0:
             out.append((m, c))
         if m in f.mixed or c == 0:
-            safe = all(known_finite(atoms[a]) for a, _ in m) if c == 0 else \
-                all(never_inf(atoms[a]) if e > 0 else known_finite(atoms[a])
-                    and known_positive(atoms[a]) for a, e in m)
+            # a divisor must be finite and non-zero (0 * (1 / b) is NaN at b = 0)
+            finite = known_finite if c == 0 else never_inf
+            safe = all(finite(atoms[a]) if e > 0 else known_finite(atoms[a])
+                       and known_positive(atoms[a]) for a, e in m)
             if not safe:
                 out.append((m, 0.0))
     return out
@@ -295,7 +299,8 @@ def _power(v, k, dtype):
 
 def _print(terms, atoms, like):
     """Build the graph of a polynomial (a list of (monomial, coefficient)),
-    shaped and typed like ``like``."""
+    shaped and typed like ``like``; None if that shape has an unknown dim
+    the printed terms do not carry."""
     dtype = like.dtype
     pos, neg = [], []
     for m, c in sorted(terms, key=lambda t: (sum(abs(e) for _, e in t[0]), t[0], -abs(t[1]))):
@@ -325,6 +330,8 @@ def _print(terms, atoms, like):
             out = ops.add(out, t)
         out = ops.negative(out)
     if out.shape != like.shape:
+        if None in like.shape:
+            return None  # the terms left lost the unknown dim
         out = ops.broadcast_to(out, like.shape)
     if out.dtype != dtype:
         out = ops.cast(out, dtype)
