@@ -174,6 +174,8 @@ SPECIAL = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.5, -2.0])
     ("x * x / x", lambda x: x * x / x, lambda v: v * v / v),
     ("x / (x * x)", lambda x: x / (x * x), lambda v: v / (v * v)),
     ("(x - x) * 3", lambda x: (x - x) * 3.0, lambda v: (v - v) * 3),
+    ("0 / cast(x > 0)", lambda x: 0.0 / cr.cast(cr.greater(x, 0.0), "float64"),
+     lambda v: 0.0 / (v > 0)),
 ])
 def test_operand_that_may_be_inf_or_nan_is_not_dropped(name, build, want):
     x = cr.placeholder("x", SPECIAL.shape)
@@ -247,3 +249,19 @@ def test_nan_reaches_the_result_through_every_rewritten_expression():
         for backend in BACKENDS:
             got = cr.function([x, y], expr, backend=backend)(xv, yv)
             assert np.isnan(got).all(), (cr.pprint(expr), got)
+
+
+def test_known_finite_terms_cancel_with_an_unknown_dim():
+    # the terms left after x * 0 -> 0 no longer carry the batch dim
+    x = cr.placeholder("x", (None, 3))
+    y = cr.placeholder("y", (3,))
+    flag = cr.cast(cr.greater(x, 0.0), "float64")
+    exprs = [flag * 0.0 + y, (flag - flag) * 2.0 + y, flag - flag]
+    yv = np.array([1.0, -2.0, 0.5])
+    for expr in exprs:
+        for n in (1, 4):
+            xv = np.linspace(-1, 1, 3 * n).reshape(n, 3)
+            want = np.broadcast_to(yv, (n, 3)) if expr is not exprs[-1] else np.zeros((n, 3))
+            for backend in BACKENDS:
+                got = cr.function([x, y], expr, backend=backend)(xv, yv)
+                np.testing.assert_array_equal(got, want)
