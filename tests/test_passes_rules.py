@@ -246,16 +246,18 @@ def test_each_pass_is_callable_alone(name):
         assert out is expr
 
 
-def test_cse_alone_merges_equal_subexpressions_built_apart():
-    # hash-consing merges at build time; CSE also merges what a rewrite makes
-    # equal, so the pass is checked on a graph loaded node by node
+def test_cse_is_hash_consing():
+    # equal subexpressions are one node as soon as they are built, however
+    # they are built; the cse pass keeps them shared
     x = cr.placeholder("x", (3,))
-    exp = REGISTRY["exp"]
-    e1 = make_node(exp, (x,))
-    e2 = make_node(exp, (x,))
-    assert e1 is e2  # the table already shares them
-    out = cr.optimize(e1 + e2, passes=["cse"])
-    assert cr.count_nodes(out) == 3  # x, exp, add
+    e1 = make_node(REGISTRY["exp"], (x,))
+    e2 = cr.exp(x)
+    assert e1 is e2
+    expr = cr.sin(e1) * cr.sin(e2)
+    out = cr.optimize(expr, passes=["cse"])
+    assert cr.count_nodes(out) == 4  # x, exp, sin, multiply
+    xv = np.array([0.1, -2.0, 1.0])
+    np.testing.assert_allclose(cr.evaluate(out, {x: xv}), np.sin(np.exp(xv)) ** 2, rtol=1e-14)
 
 
 def test_function_optimizes_by_default():
