@@ -271,3 +271,26 @@ def test_function_optimizes_by_default():
     np.testing.assert_allclose(f(xv), 2 * xv, rtol=1e-12)
     np.testing.assert_allclose(raw(xv), 2 * xv, rtol=1e-12)
     assert "log" not in f.source and "exp" not in f.source
+
+
+@pytest.mark.parametrize("build, want", [
+    (lambda X: cr.max(cr.logsumexp(X, axis=-1, keepdims=True), axis=-1),
+     lambda v: np.log(np.exp(v).sum(axis=-1))),
+    (lambda X: cr.sum(cr.logsumexp(X, axis=-1, keepdims=True), axis=-1, keepdims=True),
+     lambda v: np.log(np.exp(v).sum(axis=-1, keepdims=True))),
+    (lambda X: cr.reshape(cr.expand_dims(X, 0), (-1, 3)), lambda v: v),
+    (lambda X: cr.reshape(cr.expand_dims(X, 2), (-1,)), lambda v: v.reshape(-1)),
+    (lambda X: cr.reshape(cr.reshape(X, (-1,)) + late(cr.reshape(X, (-1,)), 0.0), (-1, 3)),
+     lambda v: v),
+])
+def test_shape_rules_keep_unknown_dims(build, want):
+    # reduce_size_one and reshape_reshape on a batch dim known only at run time
+    X = cr.placeholder("X", (None, 3))
+    expr = build(X)
+    out = cr.optimize(expr)
+    assert out.shape == expr.shape
+    for n in (1, 4):
+        xv = np.linspace(-2.0, 2.0, 3 * n).reshape(n, 3)
+        for backend in BACKENDS:
+            got = cr.function([X], expr, backend=backend)(xv)
+            np.testing.assert_allclose(got, want(xv), rtol=1e-14)

@@ -443,7 +443,7 @@ def reshape_reshape(n):
     """reshape(reshape(x)) -> reshape(x); reshape to its own shape -> x"""
     x = n.inputs[0]
     if x.op.name in ("reshape", "expand_dims", "squeeze"):
-        return ops.reshape(x.inputs[0], n.shape)
+        return ops.reshape(x.inputs[0], n.attrs[0])  # the spec: may hold -1
     if x.shape == n.shape:
         return x
 
@@ -488,11 +488,12 @@ def sum_of_broadcast(n):
 
 @rule("sum", "mean", "max", "min", "prod")
 def reduce_size_one(n):
-    """a reduction over axes of size 1 is a reshape"""
+    """a reduction over axes of size 1 is a squeeze (or nothing, keeping
+    dims)"""
     x = n.inputs[0]
-    axes, _ = n.attrs
+    axes, keepdims = n.attrs
     if axes and all(x.shape[a] == 1 for a in axes) and x.dtype == n.dtype:
-        return ops.reshape(x, n.shape)
+        return x if keepdims else ops.squeeze(x, axes)
 
 
 @rule("where")
