@@ -65,6 +65,17 @@ COMPARE = (cr.less, cr.less_equal, cr.greater, cr.greater_equal, cr.equal)
 REDUCE = {"sum": cr.sum, "mean": cr.mean, "max": cr.max, "min": cr.min,
           "prod": cr.prod, "logsumexp": cr.logsumexp}
 POWERS = (0, 1, 2, 3, 4, -1, -2, 0.5)
+SHAPE_OPS = {  # (a, b, full shape of the graph's first input) -> Var
+    "flatten": lambda a, b, full: cr.reshape(a, (-1,)),
+    "unflatten": lambda a, b, full: cr.reshape(cr.reshape(a, (-1,)), a.shape)
+    if None not in a.shape else cr.reshape(a, (-1,) + a.shape[1:]),
+    "expand_squeeze": lambda a, b, full: cr.squeeze(cr.expand_dims(a, 0), 0) * b,
+    "first": lambda a, b, full: a[0] if a.ndim else a,
+    "last_column": lambda a, b, full: a[..., -1:] if a.ndim else a,
+    "concatenate": lambda a, b, full: cr.concatenate([a, b], axis=-1),
+    "broadcast": lambda a, b, full: cr.broadcast_to(a, full),
+    "stop_gradient": lambda a, b, full: cr.stop_gradient(a) + b,
+}
 STABILITY_RULES = {rule.name for rule in TABLES["stability"].rules}
 # derivative graphs: ops whose gradient is defined everywhere it is used
 NO_GRAD = {"sign"}
@@ -85,7 +96,8 @@ def recipes(draw, max_steps=16, float64=False):
     dtypes = ["float64" if float64 or k == 0 else draw(st.sampled_from(DTYPES))
               for k in range(n_inputs)]
     kinds = st.sampled_from(["unary"] * 5 + ["binary"] * 6 + ["const"] * 3 + [
-        "power", "where", "clip", "reduce", "softmax", "matmul", "transpose", "cast"])
+        "power", "where", "clip", "reduce", "softmax", "matmul", "transpose", "cast",
+        "shape"])
     steps = []
     for _ in range(draw(st.integers(2, max_steps))):
         kind = draw(kinds)
@@ -111,6 +123,8 @@ def recipes(draw, max_steps=16, float64=False):
             param = draw(st.sampled_from(["softmax", "log_softmax"]))
         elif kind == "cast":
             param = draw(st.integers(0, len(COMPARE) - 1))
+        elif kind == "shape":
+            param = draw(st.sampled_from(sorted(SHAPE_OPS)))
         else:
             param = None
         steps.append((kind, picks, param))
@@ -163,10 +177,12 @@ def build(recipe, grad=False):
                 out = a.T
             elif kind == "cast":
                 out = COMPARE[param](a, b).astype("float64")
+            elif kind == "shape":
+                out = SHAPE_OPS[param](a, b, xs[0].shape)
             else:  # pragma: no cover
                 raise AssertionError(kind)
-        except (cr.ShapeError, cr.DTypeError):
-            continue
+        except (cr.ShapeError, cr.DTypeError, TypeError, ValueError):
+            continue  # operands that do not fit this op
         pool.append(out)
     if len(pool) == len(xs):
         return None
