@@ -9,7 +9,7 @@ import numpy as np
 from .backends import BACKENDS, Program
 from .backends.program import RUNTIME_ERRORS, NodeFailure, describe_node
 from .errors import InputError
-from .ir import Var, flatten, topo_order
+from .ir import Var, flatten, topo_order, without_gc
 from .ops.base import fmt_shape, is_float, lift
 
 _PY_DATA = (bool, numbers.Number, list, tuple)
@@ -168,6 +168,7 @@ class Function:
     (None for the interpreter) and ``graph`` the optimised graph evaluated.
     """
 
+    @without_gc
     def __init__(self, inputs, outputs, updates=None, backend="numpy",
                  optimize=True, check_finite=False):
         if backend not in BACKENDS:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir import Var, make_leaf, topo_order
+from ..ir import Var, make_leaf, topo_order, without_gc
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.elementwise import cast
@@ -107,6 +107,7 @@ def explain_jacobian(y, x) -> dict:
     return report
 
 
+@without_gc
 def jacobian(y, x, mode="auto"):
     """The Jacobian of ``y`` with respect to ``x``, laid out
     ``y.shape + x.shape`` (as Theano, JAX and PyTorch do) with the dtype of
@@ -135,6 +136,7 @@ def jacobian(y, x, mode="auto"):
     return res
 
 
+@without_gc
 def hessian(cost, x):
     """The Hessian of a scalar ``cost`` with respect to ``x``, laid out
     ``x.shape + x.shape``: forward mode over the reverse-mode gradient, all
@@ -148,6 +150,7 @@ def hessian(cost, x):
     return h
 
 
+@without_gc
 def hvp(cost, x, v):
     """Hessian-vector product ``H v`` (forward over reverse), shaped like
     ``x``; never builds the Hessian."""

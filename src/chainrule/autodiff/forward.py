@@ -4,7 +4,7 @@ nodes (Theano's ``Rop``). Missing tangents are symbolic zeros (``None``)."""
 from __future__ import annotations
 
 from ..errors import NotDifferentiableError
-from ..ir import depends_on, flatten, topo_order
+from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
 from .reverse import _compatible, as_seed
 
@@ -42,6 +42,7 @@ def push_forward(outputs, wrt, tangents):
     return [tan.get(o.id) for o in outputs]
 
 
+@without_gc
 def jvp(outputs, wrt, tangents):
     """Jacobian-vector product (forward mode, Theano's ``Rop``).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
-from ..ir import Var, depends_on, flatten, topo_order
+from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
 
@@ -106,6 +106,7 @@ def _zeros_or_raise(results, wrt, order_ids, disconnected, cost_label):
     return out
 
 
+@without_gc
 def grad(cost, wrt, disconnected="zero"):
     """Symbolic gradient of a scalar ``cost`` with respect to ``wrt``.
 
@@ -153,6 +154,7 @@ def as_seed(value, like: Var, what: str) -> Var:
     return v
 
 
+@without_gc
 def vjp(outputs, wrt, cotangents):
     """Vector-Jacobian product (reverse mode, Theano's ``Lop``).
 

@@ -23,7 +23,6 @@ from .buffers import BufferPlan
 from .program import RUNTIME_ERRORS, NodeFailure, Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
-_TEMP = re.compile(r"t[0-9]+")
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
 
 
@@ -119,12 +118,16 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
 
     hoisted, helpers, body = [], {}, []
     const_names = {}
+    literals = {}
 
     def const_expr(node, consumer):
         if consumer is not None and _inline_ok(node, consumer):
-            lit = _scalar_literal(node._const)
-            # -2.0 ** y is -(2.0 ** y): a negative literal needs parentheses
-            return f"({lit})" if lit.startswith("-") else lit
+            lit = literals.get(node.id)
+            if lit is None:
+                lit = _scalar_literal(node._const)
+                # -2.0 ** y is -(2.0 ** y): a negative literal needs parentheses
+                lit = literals[node.id] = f"({lit})" if lit.startswith("-") else lit
+            return lit
         if node.id not in const_names:
             nm = namer.fresh(node.name, "_c")
             const_names[node.id] = nm
@@ -144,6 +147,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     # (rebinding frees the old value) instead of a `del` line: Python's
     # compiler is then much faster, and memory is freed just as early.
     pool = [] if len(order) > POOL_ABOVE else None
+    temps = set()  # names of unnamed temporaries (reusable in a long program)
     plan = BufferPlan(order, keep, prog.updates) if pool is None and reuse else None
     body_nodes = []
     for i, node in enumerate(order):
@@ -157,14 +161,20 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 plan.record(node, names.get(node.id))
         else:
             op = node.op
-            helpers.update(op.helpers)
+            if op.helpers:
+                helpers.update(op.helpers)
             operands = [ref(x, node) for x in node.inputs]
             target = plan.choose(node, i) if plan is not None else None
             if target is not None:
                 expr = f"{op.ufunc}({', '.join(operands)}, out={target[1]})"
             else:
                 expr = op.emit(node.attrs, *operands)
-            nm = pool.pop() if pool and not node.name else namer.fresh(node.name)
+            if pool and not node.name:
+                nm = pool.pop()
+            else:
+                nm = namer.fresh(node.name)
+                if pool is not None and not node.name:
+                    temps.add(nm)
             names[node.id] = nm
             locals_.add(node.id)
             if plan is not None:
@@ -177,9 +187,9 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 if d in locals_ and not (plan is not None and plan.keep_bound(d, i))]
         if stale is not None:
             dead.append(stale)
-        if pool is not None:
-            pool.extend(d for d in dead if _TEMP.fullmatch(d))
-            dead = [d for d in dead if not _TEMP.fullmatch(d)]
+        if pool is not None and dead:
+            pool.extend(d for d in dead if d in temps)
+            dead = [d for d in dead if d not in temps]
         if dead:
             body.append(f"del {', '.join(dead)}")
 

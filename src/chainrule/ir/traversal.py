@@ -2,6 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while a pass builds many
+    long-lived nodes: its full collections rescan every node and make graph
+    work superlinear (30% of a large compile). Nodes hold no cycles that need
+    it; reference counting frees them."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def without_gc(fn):
+    """Decorator form of :func:`gc_paused`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with gc_paused():
+            return fn(*args, **kwargs)
+    return wrapper
+
 
 def topo_order(outputs, skip=None) -> list:
     """All nodes the ``outputs`` depend on, each after its inputs.

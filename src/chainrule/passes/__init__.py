@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..ir import flatten, topo_order
+from ..ir import flatten, topo_order, without_gc
 from .algebra import ALGEBRA
 from .collect import collect
 from .fold import FOLDING
@@ -98,6 +98,7 @@ def _default_pipeline(outs, report):
     return result
 
 
+@without_gc
 def optimize(outputs, passes=None, trace=False):
     """Return outputs equivalent to ``outputs`` (same structure) after the
     default pipeline: CSE, constant folding, algebraic simplification,

@@ -24,6 +24,11 @@ def _same(x, node) -> bool:
     return x.shape == node.shape and x.dtype == node.dtype
 
 
+def _typed(v, node):
+    """``v`` cast to ``node``'s dtype (log(exp(i)) is a float for an integer i)."""
+    return v if v.dtype == node.dtype else ops.cast(v, node.dtype)
+
+
 def _fill(node, value):
     """A constant shaped like ``node``; with unknown dims, a run-time fill
     shaped like one of its operands that already has the node's shape."""
@@ -382,7 +387,7 @@ def log_exp(n):
     """log(exp(x)) -> x (exact, and finite where exp overflows)"""
     x = n.inputs[0]
     if x.op.name == "exp":
-        return x.inputs[0]
+        return _typed(x.inputs[0], n)
 
 
 @rule("exp")
@@ -390,7 +395,7 @@ def exp_log(n):
     """exp(log(x)) -> x when x is known positive (else log gives NaN)"""
     x = n.inputs[0]
     if x.op.name == "log" and known_positive(x.inputs[0]):
-        return x.inputs[0]
+        return _typed(x.inputs[0], n)
 
 
 @rule("exp")
@@ -407,7 +412,7 @@ def sqrt_square(n):
     """sqrt(square(x)) -> abs(x)"""
     x = n.inputs[0]
     if x.op.name == "square":
-        return ops.abs(x.inputs[0])
+        return _typed(ops.abs(x.inputs[0]), n)
 
 
 @rule("abs")
