@@ -294,3 +294,23 @@ def test_shape_rules_keep_unknown_dims(build, want):
         for backend in BACKENDS:
             got = cr.function([X], expr, backend=backend)(xv)
             np.testing.assert_allclose(got, want(xv), rtol=1e-14)
+
+
+@pytest.mark.parametrize("build, want", [
+    (lambda i: cr.log(cr.exp(i)), lambda v: v.astype(float)),
+    (lambda i: cr.sqrt(cr.square(i)), lambda v: np.abs(v).astype(float)),
+    (lambda i: cr.exp(cr.log(2 + cr.square(i))), lambda v: (2 + v ** 2).astype(float)),
+    (lambda i: cr.abs(cr.abs(-i)) + i * 1 - 0, lambda v: np.abs(v) + v),
+    (lambda i: i / 2 + i ** 2.0, lambda v: v / 2 + v ** 2.0),
+])
+def test_rules_keep_the_dtype_of_integer_expressions(build, want):
+    # log(exp(i)) of an integer i is a float: the rule returns cast(i)
+    i = cr.placeholder("i", (4,), "int64")
+    iv = np.array([-3, 0, 2, 700])
+    expr = build(i)
+    out = cr.optimize(expr)
+    assert out.dtype == expr.dtype
+    for backend in BACKENDS:
+        got = cr.function([i], expr, backend=backend)(iv)
+        assert got.dtype == expr.dtype
+        np.testing.assert_allclose(got, want(iv), rtol=1e-14)
