@@ -5,19 +5,26 @@ Nested derivatives are sums of products of a few atoms (``tanh(x)``,
 them with ever more repetition; rewriting each maximal tree of ``+ - * /
 square, integer power`` as a polynomial over its atoms (coefficient times a
 product of atom powers), merging equal monomials, and printing it back keeps
-the k-th derivative polynomial in k instead of exponential.
+the k-th derivative polynomial in k instead of exponential. A sum that is
+divided by stays one atom, also where it multiplies (``d * x / d**3`` is
+``x / d**2`` with ``d = 1 + x**2``), so derivatives of an already collected
+graph stay small too.
 
-Safety: a monomial whose coefficient cancels to zero is dropped only if
-every atom in it is known finite; otherwise it is kept as ``0 * m`` so a
-NaN or inf still reaches the result (as ``x - x`` rule does). Likewise a
-monomial summed from terms of opposite signs (``m - 2 * m -> -m``) keeps a
-``0 * m`` guard unless it can never be inf. Atom powers
-cancel (f/f, and also f/f**2 -> 1/f) only for atoms known finite and
-positive: 0/0 and inf/inf are NaN. Multiplying a sum out is exact except
-where a factor is inf: (0 + 1) * inf is inf, 0 * inf + 1 * inf is NaN. That
-is accepted (an inf may become NaN; a NaN or a finite value never changes
-kind): refusing it would forbid the expansions that keep nested derivatives
-small. The pass is kept only when it makes the graph smaller (``optimize``
+Safety (never hide a NaN or inf the unrewritten graph produces):
+- a monomial whose coefficient cancels to zero is dropped only if every atom
+  in it is known finite (and every divisor non-zero); otherwise it stays as
+  ``0 * m``, NaN where m is inf or NaN (as ``x - x`` is);
+- a monomial summed from terms of opposite signs (``m - 2 * m -> -m``) keeps
+  a ``0 * m`` guard unless it can never be inf;
+- atom powers cancel (``f / f``, ``f / f**2 -> 1 / f``) freely for atoms
+  known finite and positive; for an atom that is never 0 but may be inf
+  (``1 + x**2``) with a guard ``0 * x`` over the inputs it is a total
+  function of (``0 * f`` itself otherwise): inf / inf is NaN;
+- multiplying a sum out is exact except where a factor is inf: (0 + 1) * inf
+  is inf, 0 * inf + 1 * inf is NaN. That is accepted (an inf may become
+  NaN; a NaN or a finite value never changes kind): refusing it would forbid
+  the expansions that keep nested derivatives small.
+The pass is kept only when it makes the graph smaller (``optimize``
 compares node counts).
 """
 
@@ -28,7 +35,7 @@ import numpy as np
 from .. import ops
 from ..ir import make_node, topo_order
 from ..ops.base import constant_var
-from .facts import known_finite, known_positive, never_inf
+from .facts import inf_sources, known_finite, known_nonzero, known_positive, never_inf
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
 MAX_TERMS = 24        # a form larger than this stays an atom for its users
@@ -47,11 +54,12 @@ class _Poly:
     m = inf where ``-m`` is not, so printing such a monomial may need a
     ``0 * m`` guard (see ``_terms``)."""
 
-    __slots__ = ("terms", "mixed")
+    __slots__ = ("terms", "mixed", "guards")
 
-    def __init__(self, terms, mixed=frozenset()):
+    def __init__(self, terms, mixed=frozenset(), guards=frozenset()):
         self.terms = terms
         self.mixed = mixed
+        self.guards = guards  # atoms cancelled (f / f) that may be inf
 
     @staticmethod
     def const(c):
@@ -77,11 +85,11 @@ class _Poly:
             if old * sign * c < 0:
                 mixed.add(m)
             out[m] = old + sign * c
-        return _Poly(out, frozenset(mixed))
+        return _Poly(out, frozenset(mixed), self.guards | other.guards)
 
     def scale(self, k):
         mixed = frozenset(self.terms) if k == 0 else self.mixed
-        return _Poly({m: c * k for m, c in self.terms.items()}, mixed)
+        return _Poly({m: c * k for m, c in self.terms.items()}, mixed, self.guards)
 
     def mul(self, other, positive):
         for a, b in ((self, other), (other, self)):
@@ -91,25 +99,32 @@ class _Poly:
             return None
         out = {}
         mixed = set()
+        guards = set(self.guards | other.guards)
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
-                m = _mono_mul(m1, m2, positive)
+                m = _mono_mul(m1, m2, positive, guards)
                 if m is None:
                     return None
                 old, c = out.get(m, 0), c1 * c2
                 if c == 0 or old * c < 0 or m1 in self.mixed or m2 in other.mixed:
                     mixed.add(m)
                 out[m] = old + c
-        return _Poly(out, frozenset(mixed))
+        return _Poly(out, frozenset(mixed), frozenset(guards))
 
 
-def _mono_mul(m1, m2, positive):
+def _mono_mul(m1, m2, positive, guards):
     powers = dict(m1)
     for a, p in m2:
         old = powers.get(a, 0)
         q = old + p
-        if old * p < 0 and not positive(a):
-            return None  # f * f**-2 -> f**-1 would hide f == 0 or inf (0/0, inf/inf)
+        if old * p < 0:
+            # f * f**-2 -> f**-1 would hide f == 0 or inf (0/0, inf/inf):
+            # only for f finite and positive, or never 0 with a 0 * f guard
+            kind = positive(a)
+            if not kind:
+                return None
+            if kind == "guard":
+                guards.add(a)
         if q == 0:
             del powers[a]
         else:
@@ -145,9 +160,14 @@ def collect(outputs):
 
 def _collect(order, outputs, dry):
     users = {}
+    divisors = set()    # ids of the nodes that some node divides by
     for n in order:
         for i in n.inputs:
             users[i.id] = users.get(i.id, 0) + 1
+        if n.op.name == "divide":
+            split = _factors(n.inputs[1])
+            if split is not None:
+                divisors.update(v.id for v, _ in split[1])
     atoms = {}          # atom id -> Var (rebuilt)
     positive_cache = {}
     forms = {}          # node id -> _Poly or None (not representable)
@@ -156,7 +176,8 @@ def _collect(order, outputs, dry):
     def positive(aid):
         if aid not in positive_cache:
             atom = atoms[aid]
-            positive_cache[aid] = known_positive(atom) and known_finite(atom)
+            positive_cache[aid] = (known_positive(atom) and known_finite(atom)) or (
+                known_nonzero(atom) and "guard")
         return positive_cache[aid]
 
     def as_atom(v):
@@ -170,7 +191,8 @@ def _collect(order, outputs, dry):
             return _Poly.const(_coeff(c))
         f = forms.get(i.id)
         if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype and (
-                users.get(i.id, 0) <= 1 or f.n_atoms() <= SHARED_ATOMS):
+                users.get(i.id, 0) <= 1 or f.n_atoms() <= SHARED_ATOMS) and (
+                len(f) == 1 or i.id not in divisors):
             return f
         return as_atom(get(i))
 
@@ -190,6 +212,31 @@ def _collect(order, outputs, dry):
                 r.name = v.name
         return r
 
+    def invert(p, node):
+        """1 / p, p the form of ``node``: exact for a single monomial;
+        otherwise ``node`` is split into its factors (a * b, square(a),
+        a ** k, a / b, -a), each inverted alone, so that 1 / (d * d**2) is
+        d**-3 with the sum d kept whole as one atom."""
+        inv = _invert(p, node, as_atom, get)
+        if inv is None or len(p) == 1 and not p.mixed and not p.guards:
+            return inv
+        split = _factors(node)
+        if split is None:
+            return inv
+        sign, factors = split
+        out = _Poly.const(float(sign))
+        for v, e in factors:
+            f = _invert(operand(v, node), v, as_atom, get)
+            if f is None:
+                return inv
+            if e < 0:  # a factor of the denominator's numerator
+                f, e = operand(v, node), -e
+            for _ in range(e):
+                out = out.mul(f, positive)
+                if out is None:
+                    return inv
+        return out
+
     def form_of(n):
         name = n.op.name
         if name not in ARITH or n.dtype.kind != "f":
@@ -208,7 +255,7 @@ def _collect(order, outputs, dry):
                 merges[0] += len(xs[0]) * len(other) - len(out)
             return out
         if name == "divide":
-            inv = _invert(xs[1], n.inputs[1], as_atom, get)
+            inv = invert(xs[1], n.inputs[1])
             return None if inv is None else xs[0].mul(inv, positive)
         if name == "power":
             k = _scalar_const(n.inputs[1])
@@ -217,7 +264,7 @@ def _collect(order, outputs, dry):
             k = int(k)
             base = xs[0]
             if k < 0:
-                base = _invert(base, n.inputs[0], as_atom, get)
+                base = invert(base, n.inputs[0])
                 if base is None:
                     return None
                 k = -k
@@ -250,7 +297,7 @@ def _invert(p, node, as_atom, get):
     denominator becomes an atom with power -1."""
     if len(p) == 0:
         return None
-    if len(p) == 1 and not p.mixed:
+    if len(p) == 1 and not p.mixed and not p.guards:
         (m, c), = p.terms.items()
         if c == 0:
             return None  # x / 0 stays a division (inf or NaN at run time)
@@ -258,6 +305,34 @@ def _invert(p, node, as_atom, get):
     # (a guard 0 * m of a mixed monomial must stay in the denominator)
     (m, _), = as_atom(get(node)).terms.items()
     return _Poly({tuple((a, -e) for a, e in m): 1})
+
+
+def _factors(node, limit=2 * MAX_POWER):
+    """``node`` as ``sign * prod(v ** e)`` over factors v that are not
+    products themselves: [(v, e)] with integer e, or None if too long."""
+    sign, out, stack = 1, [], [(node, 1)]
+    while stack:
+        v, e = stack.pop()
+        name = v.op.name
+        k = _scalar_const(v.inputs[1]) if name == "power" else None
+        if v.dtype.kind != "f" or name not in ARITH or name in ("add", "subtract"):
+            out.append((v, e))
+        elif name == "multiply":
+            stack += [(v.inputs[0], e), (v.inputs[1], e)]
+        elif name == "square":
+            stack.append((v.inputs[0], 2 * e))
+        elif name == "divide":
+            stack += [(v.inputs[0], e), (v.inputs[1], -e)]
+        elif name == "negative":
+            sign = -sign if e % 2 else sign
+            stack.append((v.inputs[0], e))
+        elif k is not None and k == int(k) and abs(k * e) <= MAX_POWER:
+            stack.append((v.inputs[0], int(k) * e))
+        else:
+            out.append((v, e))
+        if len(out) + len(stack) > limit:
+            return None
+    return sign, out
 
 
 def _terms(f, atoms):
@@ -278,7 +353,17 @@ def _terms(f, atoms):
                        and known_positive(atoms[a]) for a, e in m)
             if not safe:
                 out.append((m, 0.0))
-    return out
+    # f / f -> 1 for an f that is never 0 but may be inf: a guard keeps the
+    # NaN of inf / inf. 0 * x over the inputs x that f is a total function of
+    # is NaN just where f may be a genuine inf (and 0 where f overflows);
+    # without such inputs, 0 * f itself.
+    guards = {}
+    for a in sorted(f.guards):
+        sources = inf_sources(atoms[a])
+        for g in ([atoms[a]] if sources is None else sources):
+            atoms.setdefault(g.id, g)
+            guards[g.id] = (((g.id, 1),), 0.0)
+    return out + list(guards.values())
 
 
 def _const(value, dtype):

@@ -128,6 +128,58 @@ def known_positive(v: Var, depth: int = _DEPTH) -> bool:
     return False
 
 
+def known_nonzero(v: Var, depth: int = _DEPTH) -> bool:
+    """True if no entry of ``v`` is ever 0 (not even by underflow, unlike
+    exp) when its inputs are not NaN: 1 + square(x), positive constants."""
+    name = v.op.name
+    if name == "constant":
+        c = v._const
+        return c.size > 0 and bool(np.all(c != 0))
+    if depth == 0:
+        return False
+    if name == "add":
+        a, b = v.inputs
+        return any(const(c) is not None and bool(np.all(const(c) > 0)) and
+                   known_nonneg(o, depth - 1) for c, o in ((a, b), (b, a)))
+    if name in ("negative", "abs", "transpose", "reshape", "broadcast_to", "expand_dims",
+                "squeeze", "getitem"):
+        return known_nonzero(v.inputs[0], depth - 1)
+    return False
+
+
+# elementwise ops that are finite on finite inputs (overflow aside)
+_TOTAL_ELEMENTWISE = {"add", "subtract", "multiply", "negative", "square", "abs", "exp",
+                      "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf", "relu",
+                      "sign", "maximum", "minimum", "broadcast_to", "stop_gradient"}
+
+
+def inf_sources(v: Var, limit: int = 32):
+    """The placeholders and parameters ``v`` is an elementwise, total
+    function of (finite wherever they are, overflow aside, entry by entry),
+    or None. ``0 * x`` for these inputs is NaN exactly where ``v`` may be a
+    genuine inf or NaN, and 0 where ``v`` merely overflows."""
+    found, seen, stack = [], set(), [v]
+    while stack:
+        n = stack.pop()
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        name = n.op.name
+        if name in ("placeholder", "parameter"):
+            if n.dtype.kind == "f":
+                found.append(n)
+        elif name == "constant":
+            if not known_finite(n):
+                return None
+        elif name in _TOTAL_ELEMENTWISE or (name == "cast" and n.inputs[0].dtype.kind in "biuf"):
+            stack.extend(n.inputs)
+        else:
+            return None
+        if len(seen) > limit:
+            return None
+    return sorted(found, key=lambda n: n.id)
+
+
 def known_nonneg(v: Var, depth: int = _DEPTH) -> bool:
     name = v.op.name
     if name == "constant":
