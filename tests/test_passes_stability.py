@@ -265,3 +265,25 @@ def test_known_finite_terms_cancel_with_an_unknown_dim():
             for backend in BACKENDS:
                 got = cr.function([x, y], expr, backend=backend)(xv, yv)
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name, build", [
+    ("1 + x**2", lambda x: 1.0 + cr.square(x)),
+    ("1 + exp(x)", lambda x: 1.0 + cr.exp(x)),
+    ("1 + abs(x)", lambda x: 1.0 + cr.abs(x)),
+])
+def test_collect_cancels_a_never_zero_divisor_keeping_inf_over_inf_nan(name, build):
+    # f**2 / f -> f is exact where f is finite; where f is inf the original
+    # is inf / inf = NaN, and so must the collected form be (a guard term)
+    x = cr.placeholder("x", SPECIAL.shape)
+    f = build(x)
+    expr = cr.square(f) * x / f + x + x
+    out = cr.optimize(expr, passes=["collect"])
+    with np.errstate(all="ignore"):
+        fv = {"1 + x**2": 1 + SPECIAL ** 2, "1 + exp(x)": 1 + np.exp(SPECIAL),
+              "1 + abs(x)": 1 + np.abs(SPECIAL)}[name]
+        want = fv ** 2 * SPECIAL / fv + SPECIAL + SPECIAL
+        got = cr.evaluate(out, {x: SPECIAL})
+    assert "divide" not in ops_of(out), cr.pprint(out)  # f / f did cancel
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=cr.pprint(out))
+    np.testing.assert_allclose(got, want, rtol=1e-14, equal_nan=True)

@@ -147,17 +147,18 @@ def known_nonzero(v: Var, depth: int = _DEPTH) -> bool:
     return False
 
 
-# elementwise ops that are finite on finite inputs (overflow aside)
-_TOTAL_ELEMENTWISE = {"add", "subtract", "multiply", "negative", "square", "abs", "exp",
-                      "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "erf", "relu",
-                      "sign", "maximum", "minimum", "broadcast_to", "stop_gradient"}
+# elementwise ops that are finite where all their inputs are (overflow aside)
+# and non-finite where any input is: inf + 1, inf * 0, sin(inf) are not finite
+# (exp(-inf) = 0 and tanh(inf) = 1 are, so exp and tanh are not here)
+_FINITE_IFF_INPUTS = {"add", "subtract", "multiply", "negative", "square", "abs", "sin",
+                      "cos", "broadcast_to", "stop_gradient"}
 
 
 def inf_sources(v: Var, limit: int = 32):
-    """The placeholders and parameters ``v`` is an elementwise, total
-    function of (finite wherever they are, overflow aside, entry by entry),
-    or None. ``0 * x`` for these inputs is NaN exactly where ``v`` may be a
-    genuine inf or NaN, and 0 where ``v`` merely overflows."""
+    """The placeholders and parameters ``v`` is built from by elementwise ops
+    that are non-finite exactly where an input is (overflow aside), or None.
+    ``0 * x`` over them is then NaN exactly where ``v`` is a genuine inf or
+    NaN, and 0 where ``v`` merely overflows."""
     found, seen, stack = [], set(), [v]
     while stack:
         n = stack.pop()
@@ -166,12 +167,11 @@ def inf_sources(v: Var, limit: int = 32):
         seen.add(n.id)
         name = n.op.name
         if name in ("placeholder", "parameter"):
-            if n.dtype.kind == "f":
-                found.append(n)
+            found.append(n)
         elif name == "constant":
             if not known_finite(n):
                 return None
-        elif name in _TOTAL_ELEMENTWISE or (name == "cast" and n.inputs[0].dtype.kind in "biuf"):
+        elif name in _FINITE_IFF_INPUTS or (name == "cast" and n.inputs[0].dtype.kind == "f"):
             stack.extend(n.inputs)
         else:
             return None
