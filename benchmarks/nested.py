@@ -91,10 +91,12 @@ def main(quick=False):
     sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
     times = {}
     for n in sizes:
-        t, f = compile_chain(n)
+        # best of a few runs (the minimum is the cost on a shared machine)
+        t, f = min((compile_chain(n) for _ in range(3 if n <= 10_000 else 1)),
+                   key=lambda r: r[0])
         times[n] = t
         rows.append((n, f"{t:.3f}", len(f.graph)))
-    print("\nchain compile (grad + optimize + codegen), seconds")
+    print("\nchain compile (grad + optimize + codegen), seconds, best of 3 up to 10,000")
     print(table(["ops", "seconds", "nodes compiled"], rows))
     if 100_000 in times:
         print(f"100,000 / 10,000 time ratio: {times[100_000] / times[10_000]:.1f} (target <= 12)")
