@@ -191,7 +191,10 @@ def build(recipe, grad=False):
         outputs.append(pool[-3])  # a second output sharing part of the graph
     if grad:
         cost = cr.sum(pool[-1]) if pool[-1].ndim else pool[-1]
-        outputs = [cost] + list(cr.grad(cost, xs))
+        try:
+            outputs = [cost] + list(cr.grad(cost, xs))
+        except cr.ShapeError:  # e.g. concatenate's gradient needs a known dim
+            return None
     return xs, outputs
 
 
@@ -312,7 +315,7 @@ def check_close(got, ref, ref_ext, extreme, by_zero, scale, what, opt_ext=None, 
         bad = both & ~(np.abs(got - ref) <= tol)
         ok_ext = np.isfinite(ext) & (np.abs(ext) < 1e300)
         new = ~fin & np.isfinite(got) & ok_ext
-        bad |= new & ~(np.abs(got - ext) <= 1e-8 * np.maximum(np.abs(ext), 1.0))
+        bad |= new & ~(np.abs(got - ext) <= 100 * rtol * np.maximum(np.abs(ext), 1.0))
         # finite before, non-finite now: a rewrite must never lose a value,
         # unless the rewritten graph is right and only overflows float64
         # (x * (x - x) -> 0 * x**2 at x = 1e300)
@@ -366,7 +369,10 @@ def check_graph(xs, outputs, arrays, note=lambda label: None):
         opt, fired = cr.optimize(outputs, trace=True)
         opt2 = cr.optimize(opt)
         desc = "\n" + describe(outputs) + "\noptimized:\n" + describe(opt)
-        opt_ext = extended_eval(opt, xs, arrays)[0] if extreme else [None] * len(ref)
+        # the rewritten graph may under- or overflow where the original did
+        # not (x * (x - x) -> 0 * x**2 at x = 1e300): that is rounding too
+        opt_ext, opt_extreme, _ = extended_eval(opt, xs, arrays)
+        extreme = extreme or opt_extreme
         # float32 anywhere rounds everything after it to float32 precision
         float32 = any(n.dtype == np.float32 for n in topo_order(outputs))
         rtol = 1e-4 if float32 else 1e-10
