@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
-from .reverse import _compatible, as_seed
+from .reverse import _compatible, seeds_for
 
 
 def push_forward(outputs, wrt, tangents):
@@ -55,15 +55,7 @@ def jvp(outputs, wrt, tangents):
     array([ 2.,  0., 12.])
     """
     leaves, _ = flatten(wrt, "wrt")
-    if hasattr(wrt, "shape"):  # a single Var
-        ts = [tangents]
-    elif isinstance(wrt, dict):
-        ts = [tangents[k] for k in wrt]
-    else:
-        ts = list(tangents)
-    if len(ts) != len(leaves):
-        raise ValueError(f"jvp: got {len(ts)} tangents for {len(leaves)} wrt Vars")
-    ts = [as_seed(t, w, "jvp: tangent") for t, w in zip(ts, leaves)]
+    ts = seeds_for(wrt, leaves, tangents, "jvp", "tangent", "wrt Vars")
     outs, rebuild = flatten(outputs, "outputs")
     results = push_forward(outs, leaves, ts)
     return rebuild([zeros_for(o) if r is None else r for r, o in zip(results, outs)])

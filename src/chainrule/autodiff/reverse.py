@@ -142,6 +142,21 @@ def grad(cost, wrt, disconnected="zero"):
     return rebuild(results)
 
 
+def seeds_for(structure, leaves, values, api: str, noun: str, of: str) -> list:
+    """User seeds (cotangents or tangents) given in the same structure as
+    ``structure`` (a Var, a list/tuple or a dict), lifted and checked against
+    its ``leaves``."""
+    if isinstance(structure, Var):
+        vals = [values]
+    elif isinstance(structure, dict):
+        vals = [values[k] for k in structure]
+    else:
+        vals = list(values)
+    if len(vals) != len(leaves):
+        raise ValueError(f"{api}: got {len(vals)} {noun}s for {len(leaves)} {of}")
+    return [as_seed(v, like, f"{api}: {noun}") for v, like in zip(vals, leaves)]
+
+
 def as_seed(value, like: Var, what: str) -> Var:
     """Lift a user's cotangent/tangent (Var or array) and check its shape."""
     v = value if isinstance(value, Var) else lift(np.asarray(value, dtype=like.dtype))
@@ -162,15 +177,7 @@ def vjp(outputs, wrt, cotangents):
     result has the structure of ``wrt``, each entry shaped like its Var.
     """
     outs, _ = flatten(outputs, "outputs")
-    if isinstance(outputs, Var):
-        cts = [cotangents]
-    elif isinstance(outputs, dict):
-        cts = [cotangents[k] for k in outputs]
-    else:
-        cts = list(cotangents)
-    if len(cts) != len(outs):
-        raise ValueError(f"vjp: got {len(cts)} cotangents for {len(outs)} outputs")
-    cts = [as_seed(c, o, "vjp: cotangent") for c, o in zip(cts, outs)]
+    cts = seeds_for(outputs, outs, cotangents, "vjp", "cotangent", "outputs")
     leaves, rebuild = flatten(wrt, "wrt")
     first_new = next_id()
     results = backprop(outs, cts, leaves)
