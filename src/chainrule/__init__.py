@@ -26,3 +26,20 @@ from .printing import debugprint, pprint
 from .check import check_grad
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ChainruleError", "DTypeError", "DisconnectedError", "Function",
+    "GraphFormatError", "InputError", "NonFiniteError", "NotDifferentiableError",
+    "ShapeError", "Var", "abs", "add", "broadcast_to", "cast", "check_grad",
+    "clip", "concatenate", "constant", "cos", "count_nodes", "debugprint",
+    "divide", "dot", "equal", "erf", "evaluate", "exp", "expand_dims",
+    "explain_jacobian", "expm1", "function", "grad", "greater", "greater_equal", "hessian",
+    "hvp", "inputs_of", "jacobian", "jvp", "less", "less_equal", "log", "log1p",
+    "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
+    "not_equal", "ones_like", "optimize", "outer", "parameter", "placeholder",
+    "power", "pprint", "prod", "relu", "reshape", "sigmoid", "sign", "sin",
+    "softmax", "softplus", "sqrt", "square", "squeeze", "stack", "stop_gradient",
+    "subtract", "sum", "take", "tan", "tanh", "tensordot", "transpose", "vjp",
+    "where", "zeros_like",
+]

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import NonFiniteError
 from ..ops.base import dtype_expr
 from .buffers import BufferPlan
-from .program import RUNTIME_ERRORS, NodeFailure, Program, describe_node, last_uses
+from .program import Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names

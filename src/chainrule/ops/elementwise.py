@@ -13,8 +13,7 @@ import math
 import numpy as np
 
 from ..errors import DTypeError
-from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, const_value,
-                   constant_var, dtype_expr, is_const_scalar, is_float, lift, lift_pair,
+from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, is_const_scalar, is_float, lift, lift_pair,
                    make_node, probe_dtype, register, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build

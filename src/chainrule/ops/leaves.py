@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DTypeError, InputError, ShapeError
 from ..ir import Var, make_leaf
-from .base import NOT_DIFFERENTIABLE, Op, constant_var, fmt_shape, register
+from .base import Op, constant_var, fmt_shape, register
 
 
 def _no_infer(attrs, *inputs):  # leaves get their type when made
