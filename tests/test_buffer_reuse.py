@@ -263,3 +263,10 @@ def test_same_node_twice_in_the_outputs_gives_two_arrays():
 def test_placeholder_named_self_by_keyword():
     s, y = cr.placeholder("self"), cr.placeholder("y")
     assert float(cr.function([s, y], s + y)(self=1.0, y=2.0)) == 3.0
+
+
+def test_printing_non_finite_constants():
+    x = cr.placeholder("x")
+    assert cr.pprint(x * np.inf) == "x * inf"
+    assert "nan" in cr.pprint(x + np.nan)
+    assert "= -inf" in cr.debugprint(x * -np.inf)

@@ -20,8 +20,9 @@ def _const_text(v):
     c = v._const
     if c.size == 1 and c.ndim == 0:
         x = c.item()
-        return repr(x) if not isinstance(x, float) or x != int(x) or abs(x) > 1e15 \
-            else repr(float(x))
+        if isinstance(x, float) and not np.isfinite(x):
+            return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
+        return repr(x)
     if c.size <= 6:
         return np.array2string(c, separator=", ")
     return v.name or f"const{fmt_shape(c.shape)}"
