@@ -648,22 +648,18 @@ def _batch_concat(out, args, batched):
     return make_node(_concat_op, tuple(batch_all(args, batched)[0]), (out.attrs[0] + 1,))
 
 
-_reshape_op.aliases = True
+# the results of these ops may be views of their first operand's memory
+for _op in (_reshape_op, _reshape_like_op, _transpose_op, _expand_dims_op, _squeeze_op,
+            _broadcast_to_op, _broadcast_like_op, _getitem_op):
+    _op.aliases = True
 _reshape_op.batch = _batch_reshape
-_reshape_like_op.aliases = True
 _reshape_like_op.batch = _batch_reshape_like
-_transpose_op.aliases = True
 _transpose_op.batch = lambda out, args, batched: transpose(
     args[0], (0,) + tuple(p + 1 for p in out.attrs[0]))
-_expand_dims_op.aliases = True
 _expand_dims_op.batch = shift_axes_rule
-_squeeze_op.aliases = True
 _squeeze_op.batch = shift_axes_rule
-_broadcast_to_op.aliases = True
 _broadcast_to_op.batch = _batch_broadcast_to
-_broadcast_like_op.aliases = True
 _broadcast_like_op.batch = _batch_broadcast_like
-_getitem_op.aliases = True
 _getitem_op.batch = lambda out, args, batched: make_node(
     _getitem_op, (args[0],), ((_FULL,) + out.attrs[0],))
 _getitem_grad_op.batch = _batch_getitem_grad

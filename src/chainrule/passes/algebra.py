@@ -180,24 +180,26 @@ def neg_sub(n):
         return ops.subtract(b, a)
 
 
+def _pull_negation(n, build):
+    """op(-a, b) -> -op(a, b) and op(a, -b) -> -op(a, b) for an op odd in
+    each operand (multiply, divide)."""
+    a, b = n.inputs
+    if a.op.name == "negative":
+        return ops.negative(build(a.inputs[0], b))
+    if b.op.name == "negative":
+        return ops.negative(build(a, b.inputs[0]))
+
+
 @rule("multiply")
 def neg_out_of_mul(n):
     """(-a) * b -> -(a * b): negations move up where they can cancel"""
-    a, b = n.inputs
-    if a.op.name == "negative":
-        return ops.negative(ops.multiply(a.inputs[0], b))
-    if b.op.name == "negative":
-        return ops.negative(ops.multiply(a, b.inputs[0]))
+    return _pull_negation(n, ops.multiply)
 
 
 @rule("divide")
 def neg_out_of_div(n):
     """(-a) / b -> -(a / b), a / (-b) -> -(a / b)"""
-    a, b = n.inputs
-    if a.op.name == "negative":
-        return ops.negative(ops.divide(a.inputs[0], b))
-    if b.op.name == "negative":
-        return ops.negative(ops.divide(a, b.inputs[0]))
+    return _pull_negation(n, ops.divide)
 
 
 @rule("add")
