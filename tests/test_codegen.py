@@ -214,3 +214,30 @@ def test_tracebacks_show_generated_lines():
     assert isinstance(e.value.__cause__, IndexError)
     text = "".join(traceback.format_exception(e.value))  # includes the cause
     assert "np.take(" in text  # the generated line, shown through linecache
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "int64", "bool"])
+@pytest.mark.parametrize("shape,axis,keepdims", [
+    ((6, 5), 0, False), ((6, 5), 1, True), ((3, 4, 5), (0, 2), False),
+    ((None, 5), 0, True), ((None, None), (0, 1), False), ((4, 3), None, False),
+])
+def test_mean_is_a_sum_over_the_count(dtype, shape, axis, keepdims):
+    """mean lowers to ``x.sum(...) / n`` for float32/64 (n a literal when the
+    dims are known, read from x.shape otherwise); float16 and integers,
+    which np.mean accumulates in a wider type, keep ``.mean``. Values match
+    np.mean either way."""
+    x = cr.placeholder("x", shape, dtype)
+    f = cr.function([x], cr.mean(x, axis=axis, keepdims=keepdims), optimize=False)
+    concrete = tuple(d if d is not None else 7 for d in shape)
+    rng = np.random.default_rng(0)
+    value = (rng.normal(size=concrete) * 10).astype(dtype)
+    want = np.mean(value, axis=axis, keepdims=keepdims)
+    got = f(value)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    tol = {"float16": 1e-3, "float32": 1e-6}.get(dtype, 1e-13)
+    np.testing.assert_allclose(got, want, rtol=tol)
+    fast = dtype in ("float64", "float32")
+    assert (".mean(" in f.source) != fast, f.source
+    if fast:
+        known = all(d is not None for d in shape)
+        assert ("/ x.shape[" in f.source or "/ (x.shape[" in f.source) != known, f.source

@@ -167,6 +167,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             target = plan.choose(node, i) if plan is not None else None
             if target is not None:
                 expr = f"{op.ufunc}({', '.join(operands)}, out={target[1]})"
+            elif op.emit_node is not None:
+                expr = op.emit_node(node, *operands)
             else:
                 expr = op.emit(node.attrs, *operands)
             if pool and not node.name:

@@ -13,7 +13,9 @@ An :class:`Op` bundles
 * ``jvp(out, tangents) -> Var | None``: the forward rule; ``tangents``
   holds one Var or ``None`` (a symbolic zero) per input;
 * ``emit(attrs, *arg_exprs) -> str``: a Python expression for the code
-  generator, written against the array namespace ``np``.
+  generator, written against the array namespace ``np``; an op whose best
+  code depends on its operands' shapes or dtypes declares
+  ``emit_node(node, *arg_exprs)`` instead, given the node itself.
 
 Ops are registered by name, so a graph serialises as op names plus
 attributes. Adding an op touches only the module that declares it.
@@ -52,6 +54,9 @@ class Op:
     # Helper functions the emitted code calls, as {name: python source};
     # the code generator pastes each one used into the generated module.
     helpers: dict = field(default_factory=dict)
+    # Optional ``emit_node(node, *arg_exprs) -> str``: when set, the code
+    # generator calls it instead of ``emit`` (it may read shapes and dtypes).
+    emit_node: Callable[..., str] | None = None
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

@@ -31,7 +31,7 @@ def _expand(g, x, axes, keepdims):
     return broadcast_like(g, x)
 
 
-def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0):
+def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None):
     def infer(attrs, x):
         axes, keepdims = attrs
         dt = dtype_fn(x) if dtype_fn else probe_dtype(name, lambda a: fn(a, axis=None), x)
@@ -42,6 +42,7 @@ def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0):
         impl=lambda attrs, x: fn(x, axis=attrs[0], keepdims=attrs[1]),
         vjp=vjp, jvp=jvp,
         emit=lambda attrs, x: _method_call(fn.__name__, x, attrs),
+        emit_node=emit_node,
         flops=lambda node: flops * _size(node.inputs[0]),
     ))
 
@@ -139,7 +140,26 @@ def _mean_dtype(x):
     return np.mean(np.ones((1,), x.dtype)).dtype
 
 
-_mean_op, mean = _reduction("mean", np.mean, _mean_vjp, _mean_jvp, dtype_fn=_mean_dtype)
+def _mean_code(node, x):
+    """``x.sum(axis=1) / 10``: NumPy's ``mean`` computes the same (a sum in
+    the input's float dtype, then one division) through several Python-level
+    calls; measured 3% of a small MLP's float32 train step. Integers and
+    float16 (which ``mean`` accumulates in a wider type) keep ``mean``."""
+    src = node.inputs[0]
+    axes = node.attrs[0]
+    if not axes or src.dtype.kind not in "fc" or src.dtype.itemsize < 4:
+        return _method_call("mean", x, node.attrs)
+    dims = [src.shape[a] for a in axes]
+    if all(d is not None for d in dims):
+        count = str(int(np.prod(dims)))
+    else:
+        count = " * ".join(f"{x}.shape[{a}]" for a in axes)
+        count = f"({count})" if len(axes) > 1 else count
+    return f"{_method_call('sum', x, node.attrs)} / {count}"
+
+
+_mean_op, mean = _reduction("mean", np.mean, _mean_vjp, _mean_jvp, dtype_fn=_mean_dtype,
+                            emit_node=_mean_code)
 
 
 # -- max / min: the gradient is shared equally among the tied maxima ----------
