@@ -71,10 +71,9 @@ class BufferPlan:
         if not capable(node):
             return None
         k = _key(node)
-        p = self.param_of.get(node.id)
-        if p is not None and any(x is p for x in node.inputs) and self.shape.get(p.id) == k \
-                and self.buf.get(p.id) == p.id and self._dead_after(p.id, i):
-            return p.id, self.holder[p.id][1]
+        target = self.param_target(node, i)
+        if target is not None:
+            return target
         if node.op.elementwise:
             for inp in node.inputs:
                 b = self.buf.get(inp.id)
@@ -86,6 +85,17 @@ class BufferPlan:
         if free:
             b = free.pop()
             return b, self.holder[b][1]
+        return None
+
+    def param_target(self, node, i):
+        """``(buffer, name)`` of the parameter whose new value node i is, if
+        it can be written into the parameter's own state at step i (nothing
+        reads the old value later), else None."""
+        p = self.param_of.get(node.id)
+        if p is not None and capable(node) and any(x is p for x in node.inputs) \
+                and self.shape.get(p.id) == _key(node) and self.buf.get(p.id) == p.id \
+                and self._dead_after(p.id, i):
+            return p.id, self.holder[p.id][1]
         return None
 
     def record(self, node, name, written=None):

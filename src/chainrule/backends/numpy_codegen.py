@@ -20,6 +20,8 @@ import numpy as np
 from ..errors import NonFiniteError
 from ..ops.base import dtype_expr
 from .buffers import BufferPlan
+from .gemm import HELPER as GEMM_HELPER
+from .gemm import check_available, fusable_update
 from .program import Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
@@ -106,9 +108,11 @@ def _inline_ok(const, consumer) -> bool:
 
 
 def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
-             line_nodes: dict | None = None, reuse: bool = True):
+             line_nodes: dict | None = None, reuse: bool = True, blas: str | None = None):
     """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
-    (if given) with the line number of each node's statement -> the node."""
+    (if given) with the line number of each node's statement -> the node.
+    ``blas="scipy"`` fuses ``p - A @ B`` parameter updates into one BLAS
+    gemm (see :mod:`.gemm`)."""
     namer = Namer()
     names = {}
     args = []
@@ -150,11 +154,33 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     temps = set()  # names of unnamed temporaries (reusable in a long program)
     plan = BufferPlan(order, keep, prog.updates) if pool is None and reuse else None
     body_nodes = []
+    uses = {}
+    if blas and plan is not None and not check_finite:
+        for node in order:
+            for inp in node.inputs:
+                uses[inp.id] = uses.get(inp.id, 0) + 1
+    fused_away = set()  # ids of nodes emitted with a fused gemm before them
     for i, node in enumerate(order):
         if plan is not None:
             plan.at(i)
         stale = None
-        if node.is_leaf:
+        fused = None
+        if uses and node.op.name == "matmul":
+            fused = fusable_update(order, i, plan, uses, keep)
+        if node.id in fused_away:
+            pass
+        elif fused is not None:
+            replaced, nxt, (buf, target), alpha = fused
+            fused_away.update(r.id for r in replaced)
+            helpers["_gemm_update"] = GEMM_HELPER
+            a, b = (ref(x, node) for x in node.inputs)
+            nm = namer.fresh(nxt.name)
+            names[nxt.id] = nm
+            locals_.add(nxt.id)
+            plan.record(nxt, nm, buf)
+            body_nodes.append((len(body), nxt))
+            body.append(f"{nm} = _gemm_update({target}, {a}, {b}, {alpha!r})")
+        elif node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
                 raise AssertionError("placeholder missing from the program inputs")
             if plan is not None:  # constants too: their views are never written
@@ -248,9 +274,10 @@ def _finite_check(v, where):
                              f"look at its inputs' values")
 
 
-def compile_program(prog: Program, check_finite: bool = False):
+def compile_program(prog: Program, check_finite: bool = False, blas: str | None = None):
+    check_available(blas)
     line_nodes = {}
-    source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes)
+    source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes, blas=blas)
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
     code = fn.__code__

@@ -1,0 +1,114 @@
+"""Fused parameter updates through BLAS (opt-in: ``cr.function(..., blas="scipy")``).
+
+An SGD update whose gradient ends in a matrix product, ``W - A @ B``, costs
+NumPy a product into a new array and then a second pass over W. BLAS's gemm
+computes ``C = alpha * A @ B + beta * C`` in place, so with ``beta = 1`` the
+update happens inside the product: no temporary the size of W and one pass
+fewer over it (Theano's in-place GEMM optimisation). NumPy does not expose
+``beta``; SciPy's BLAS wrappers do, which is why this path needs SciPy and is
+off unless asked for.
+
+The code generator asks :func:`fusable_update` at each matmul whether the
+next statement is such an update that the buffer plan would run in place
+anyway; if so it emits one ``_gemm_update`` call for both nodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLAS_CHOICES = (None, "scipy")
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+HELPER = '''\
+from scipy.linalg import blas as _blas
+
+
+def _gemm_update(c, a, b, alpha):
+    """c += alpha * (a @ b) in place: one BLAS gemm with beta=1 (SciPy)."""
+    if (c.flags.c_contiguous and c.size and a.shape[1] and a.dtype == c.dtype == b.dtype
+            and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))):
+        # the C-ordered c is the Fortran-ordered c.T, and c.T += alpha * b.T @ a.T;
+        # an operand that is Fortran-ordered already goes in with a transpose flag
+        x, tx = (b, 1) if b.flags.f_contiguous and not b.flags.c_contiguous else (b.T, 0)
+        y, ty = (a, 1) if a.flags.f_contiguous and not a.flags.c_contiguous else (a.T, 0)
+        gemm = _blas.dgemm if c.dtype == np.float64 else _blas.sgemm
+        r = gemm(alpha, x, y, beta=1.0, c=c.T, overwrite_c=True, trans_a=tx, trans_b=ty)
+        if not np.may_share_memory(r, c):  # SciPy worked on a copy after all
+            c[...] = r.T
+        return c
+    t = a @ b
+    return np.add(c, t, out=c) if alpha > 0 else np.subtract(c, t, out=c)
+'''
+
+
+def check_available(blas):
+    """Raise a clear error when ``blas`` is not a choice or SciPy is missing."""
+    from ..errors import ChainruleError
+    if blas not in BLAS_CHOICES:
+        raise ChainruleError(f"function: blas={blas!r} is not a choice; use None "
+                             f"(NumPy only) or 'scipy'")
+    if blas == "scipy":
+        try:
+            import scipy.linalg.blas  # noqa: F401
+        except ImportError as exc:
+            raise ChainruleError(
+                "function: blas='scipy' runs fused updates through SciPy's BLAS, "
+                "and SciPy is not installed; `pip install scipy` (or "
+                "`pip install chainrule[blas]`), or leave blas=None") from exc
+
+
+def _next_op(order, i):
+    """Position of the first non-leaf node after ``i`` (leaves emit nothing)."""
+    i += 1
+    while i < len(order) and order[i].is_leaf:
+        i += 1
+    return i if i < len(order) else None
+
+
+def _sole_use(node, uses, keep) -> bool:
+    return uses.get(node.id) == 1 and node.id not in keep
+
+
+def fusable_update(order, i, plan, uses, keep):
+    """If the matmul ``M`` at ``order[i]`` feeds only a parameter update
+    ``p - M``, ``p - c * M`` or ``p + ...`` (``c`` a scalar constant, each
+    step the next statement), which the buffer plan would write into p's
+    state, return ``(nodes it replaces, update node, (buffer, name), alpha)``.
+    """
+    m = order[i]
+    if m.op.name != "matmul" or plan is None or not _sole_use(m, uses, keep):
+        return None
+    a, b = m.inputs
+    if a.ndim != 2 or b.ndim != 2 or m.dtype not in _FLOATS or not a.dtype == b.dtype == m.dtype:
+        return None
+    j = _next_op(order, i)
+    if j is None:
+        return None
+    nxt, prev, scale, replaced = order[j], m, 1.0, []
+    if nxt.op.name == "multiply" and m in nxt.inputs and _sole_use(nxt, uses, keep):
+        c = nxt.inputs[1] if nxt.inputs[0] is m else nxt.inputs[0]
+        if c.op.name != "constant" or c.ndim != 0 or c.dtype.kind != "f" or nxt.dtype != m.dtype:
+            return None
+        scale = float(c._const)
+        if not np.isfinite(scale):  # keep inf * 0 = NaN exactly where NumPy has it
+            return None
+        replaced.append(nxt)
+        prev, j = nxt, _next_op(order, j)
+        if j is None:
+            return None
+        nxt = order[j]
+    p = plan.param_of.get(nxt.id)
+    if p is None or p.dtype != m.dtype or m.shape != p.shape or nxt.shape != p.shape:
+        return None
+    if nxt.op.name == "subtract" and nxt.inputs == (p, prev):
+        alpha = -scale
+    elif nxt.op.name == "add" and nxt.inputs in ((p, prev), (prev, p)):
+        alpha = scale
+    else:
+        return None
+    target = plan.param_target(nxt, j)
+    if target is None or plan.buf.get(a.id) == p.id or plan.buf.get(b.id) == p.id:
+        return None  # not in place, or the product reads the state it would write
+    return replaced + [nxt], nxt, target, alpha

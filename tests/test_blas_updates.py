@@ -1,0 +1,186 @@
+"""``cr.function(..., blas="scipy")``: parameter updates ``p - A @ B`` run as
+one in-place BLAS gemm. Every case is compared with the interpreter (which
+never fuses nor reuses memory) over several calls, including the cases where
+fusing would be wrong and must not happen (the product reads the state it
+would write, the product is also an output)."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.backends.buffers import MIN_ELEMENTS
+
+pytest.importorskip("scipy.linalg.blas")
+
+N = 96  # N * N >= MIN_ELEMENTS: large enough for in-place updates
+assert N * N >= MIN_ELEMENTS
+
+
+def _param(seed, shape=(N, N), dtype="float64", name="P"):
+    value = np.random.default_rng(seed).standard_normal(shape).astype(dtype) * 0.1
+    return cr.parameter(value, name)
+
+
+def _same_steps(inputs, outputs, update_of, params, feeds, dtype="float64", fused=1):
+    """Run ``fused`` blas='scipy' and the interpreter from the same state for
+    each feed; compare outputs and the parameters' states after each call."""
+    f = cr.function(inputs, outputs, updates=update_of, blas="scipy")
+    ref = cr.function(inputs, outputs, updates=update_of, backend="interpreter")
+    assert f.source.count("_gemm_update(") == fused + (1 if fused else 0), f.source
+    tol = dict(rtol=2e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-11, atol=1e-13)
+    for feed in feeds:
+        start = [p.value for p in params]
+        got = [np.array(o) for o in f(*feed)]
+        after = [p.value for p in params]
+        for p, v in zip(params, start):
+            p.set_value(v)
+        want = [np.array(o) for o in ref(*feed)]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, **tol)
+        for p, a in zip(params, after):
+            np.testing.assert_allclose(a, p.value, **tol)
+            assert a.dtype == p.value.dtype
+    return f
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mlp_train_steps_match_hand_written_numpy(dtype):
+    r = np.random.default_rng(3)
+    x = cr.placeholder("x", (128, N), dtype)
+    y = cr.placeholder("y", (128, 10), dtype)
+    W1 = _param(1, (N, N), dtype, "W1")
+    W2 = _param(2, (N, 10), dtype, "W2")
+    h = cr.tanh(x @ W1)
+    loss = -(cr.log_softmax(h @ W2) * y).sum(axis=1).mean()
+    g1, g2 = cr.grad(loss, [W1, W2])
+    f = cr.function([x, y], loss, updates={W1: W1 - 0.1 * g1, W2: W2 - 0.1 * g2},
+                    blas="scipy")
+    assert "_gemm_update(W1, " in f.source  # W2 (N x 10) is too small to be worth it
+    w1, w2 = W1.value.astype("float64"), W2.value.astype("float64")
+    xv = r.standard_normal((128, N)).astype(dtype)
+    yv = np.eye(10, dtype=dtype)[r.integers(0, 10, 128)]
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for _ in range(3):
+        hv = np.tanh(xv @ w1)
+        z = hv @ w2
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        want = -(logp * yv).sum(axis=1).mean()
+        gz = (np.exp(logp) - yv) / 128
+        gw2 = hv.T @ gz
+        gw1 = xv.T @ ((gz @ w2.T) * (1 - hv ** 2))
+        np.testing.assert_allclose(f(xv, yv), want, **tol)
+        w1, w2 = w1 - 0.1 * gw1, w2 - 0.1 * gw2
+        np.testing.assert_allclose(W1.value, w1, **tol)
+        np.testing.assert_allclose(W2.value, w2, **tol)
+        assert W1.value.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("form", ["p - a @ b", "p + a @ b", "a @ b + p"])
+@pytest.mark.parametrize("layout", ["C", "transposed", "strided"])
+def test_update_forms_and_operand_layouts(dtype, form, layout):
+    """alpha = -1 and +1, and operands that are C-ordered, Fortran-ordered
+    (a transposed view: BLAS gets a transpose flag) or neither (SciPy copies)."""
+    a_in = cr.placeholder("a", (N, 40) if layout != "transposed" else (40, N), dtype)
+    b_in = cr.placeholder("b", (40, N) if layout != "strided" else (80, N), dtype)
+    a = a_in.T if layout == "transposed" else a_in
+    b = b_in[::2] if layout == "strided" else b_in
+    P = _param(4, (N, N), dtype)
+    prod = a @ b
+    new = {"p - a @ b": P - prod, "p + a @ b": P + prod, "a @ b + p": prod + P}[form]
+    r = np.random.default_rng(5)
+    feeds = [(r.standard_normal(a_in.shape).astype(dtype),
+              r.standard_normal(b_in.shape).astype(dtype)) for _ in range(3)]
+    out = cr.sum(a_in) + cr.sum(b_in)
+    _same_steps([a_in, b_in], [out], {P: new}, [P], feeds, dtype)
+
+
+def test_rectangular_parameter_and_its_old_value_as_output():
+    """A (N, 2N) parameter; the old value is also returned, so it must be
+    read (copied) before the state is overwritten."""
+    x = cr.placeholder("x", (30, N))
+    g = cr.placeholder("g", (30, 2 * N))
+    P = _param(6, (N, 2 * N))
+    r = np.random.default_rng(7)
+    feeds = [(r.standard_normal((30, N)), r.standard_normal((30, 2 * N))) for _ in range(3)]
+    _same_steps([x, g], [P * 1.0, cr.sum(P)], {P: P - x.T @ g}, [P], feeds, fused=0)
+    f = cr.function([x, g], [cr.sum(x)], updates={P: P - x.T @ g}, blas="scipy")
+    assert "_gemm_update(P, " in f.source
+
+
+def test_product_that_reads_the_state_is_not_fused():
+    """P - P.T @ G reads P while it would be written: computed apart."""
+    G = cr.placeholder("G", (N, N))
+    P = _param(8)
+    r = np.random.default_rng(9)
+    feeds = [(r.standard_normal((N, N)),) for _ in range(3)]
+    _same_steps([G], [cr.sum(G)], {P: P - P.T @ G * 0.01}, [P], feeds, fused=0)
+    _same_steps([G], [cr.sum(G)], {P: P - P.T @ G}, [P], feeds, fused=0)
+
+
+def test_product_that_is_also_an_output_is_not_fused():
+    x = cr.placeholder("x", (N, N))
+    P = _param(10)
+    prod = x.T @ x
+    r = np.random.default_rng(11)
+    feeds = [(r.standard_normal((N, N)),) for _ in range(2)]
+    _same_steps([x], [prod], {P: P - prod}, [P], feeds, fused=0)
+
+
+def test_two_parameters_fed_by_products_of_each_other():
+    """Each update's product reads the other parameter's old value: the
+    updates must not see each other's new values (a swap-like case)."""
+    A, B = _param(12, name="A"), _param(13, name="B")
+    x = cr.placeholder("x", (N, N))
+    r = np.random.default_rng(14)
+    feeds = [(r.standard_normal((N, N)),) for _ in range(3)]
+    upd = {A: A - 0.01 * (B @ x), B: B - 0.01 * (A @ x)}
+    f = cr.function([x], [cr.sum(x)], updates=upd, blas="scipy")
+    ref = cr.function([x], [cr.sum(x)], updates=upd, backend="interpreter")
+    for (xv,) in feeds:
+        a0, b0 = A.value, B.value
+        f(xv)
+        got = A.value, B.value
+        A.set_value(a0)
+        B.set_value(b0)
+        ref(xv)
+        np.testing.assert_allclose(got[0], A.value, rtol=1e-12)
+        np.testing.assert_allclose(got[1], B.value, rtol=1e-12)
+        np.testing.assert_allclose(A.value, a0 - 0.01 * (b0 @ xv), rtol=1e-12)
+
+
+def test_default_source_uses_numpy_alone():
+    x = cr.placeholder("x", (N, N))
+    P = _param(15)
+    f = cr.function([x], [cr.sum(x)], updates={P: P - x.T @ x})
+    assert "scipy" not in f.source and "_gemm_update" not in f.source
+
+
+def test_bad_choice_and_missing_scipy(monkeypatch):
+    x = cr.placeholder("x", (N, N))
+    P = _param(16)
+    with pytest.raises(cr.ChainruleError, match="blas='mkl' is not a choice"):
+        cr.function([x], [cr.sum(x)], updates={P: P - x @ x}, blas="mkl")
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError("No module named 'scipy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    with pytest.raises(cr.ChainruleError, match="pip install scipy"):
+        cr.function([x], [cr.sum(x)], updates={P: P - x @ x}, blas="scipy")
+
+
+def test_interpreter_ignores_the_option():
+    x = cr.placeholder("x", (N, N))
+    P = _param(17)
+    f = cr.function([x], [cr.sum(x)], updates={P: P - x @ x}, backend="interpreter",
+                    blas="scipy")
+    assert f.source is None
