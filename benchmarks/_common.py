@@ -97,3 +97,29 @@ def paired_times(fa, fb, repeat=200, warmup=5):
         tb.append(t2 - t1)
         ratios.append((t1 - t0) / (t2 - t1))
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def blocked_times(fa, fb, blocks=30, block=10, warmup=5):
+    """Median seconds of ``fa`` and ``fb`` and their ratio, timed in
+    alternating blocks of ``block`` calls; the first call of each block is
+    not counted. Alternating blocks keep load changes on a shared machine
+    fair to both sides, while each side runs in its own steady state (the
+    C library's heap: one side's freed large temporaries do not decide
+    where the other's land, as they do when single calls alternate)."""
+    for _ in range(warmup):
+        fa()
+        fb()
+    ta, tb, ratios = [], [], []
+    for _ in range(blocks):
+        times = []
+        for fn, out in ((fa, ta), (fb, tb)):
+            fn()
+            block_times = []
+            for _ in range(block - 1):
+                t0 = time.perf_counter()
+                fn()
+                block_times.append(time.perf_counter() - t0)
+            out.extend(block_times)
+            times.append(statistics.median(block_times))
+        ratios.append(times[0] / times[1])
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
