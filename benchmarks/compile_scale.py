@@ -31,10 +31,10 @@ def main(quick=False):
     sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
     for n in sizes:
         x, y = chain(n)
-        # best of a few runs: on a shared machine the minimum is the cost,
-        # the rest is other processes' load
-        runs = [timed_compile(lambda: ([x], [y, cr.grad(y, x)]))
-                for _ in range(3 if n <= 10_000 else 1)]
+        # best of three runs for every size (the ratio compares like with
+        # like): on a shared machine the minimum is the cost, the rest is
+        # other processes' load
+        runs = [timed_compile(lambda: ([x], [y, cr.grad(y, x)])) for _ in range(3)]
         t_grad, t_comp, f = min(runs, key=lambda r: r[0] + r[1])
         total = t_grad + t_comp
         rows.append((f"chain {n}", cr.count_nodes(y), len(f.graph), f"{t_grad:.3f}",
@@ -46,7 +46,7 @@ def main(quick=False):
         total = t_grad + t_comp
         rows.append((f"mlp {layers}x64", cr.count_nodes(loss), len(f.graph), f"{t_grad:.3f}",
                      f"{t_comp:.3f}", f"{total:.3f}", f"{total / len(f.graph) * 1e6:.1f}"))
-    print("\ngrad + optimize + codegen (seconds, best of 3 up to 10,000 ops); "
+    print("\ngrad + optimize + codegen (seconds, chains: best of 3); "
           "us/node = total per compiled node")
     print(table(["graph", "forward nodes", "compiled nodes", "grad s", "optimize+codegen s",
                  "total s", "us/node"], rows))

@@ -10,6 +10,7 @@ import builtins
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import chainrule as cr
 from chainrule.backends.buffers import MIN_ELEMENTS
@@ -184,3 +185,47 @@ def test_interpreter_ignores_the_option():
     f = cr.function([x], [cr.sum(x)], updates={P: P - x @ x}, backend="interpreter",
                     blas="scipy")
     assert f.source is None
+
+
+_OPERANDS = {
+    "x": lambda x, P, Q: x, "x.T": lambda x, P, Q: x.T, "x[::-1]": lambda x, P, Q: x[::-1],
+    "P": lambda x, P, Q: P, "P.T": lambda x, P, Q: P.T, "Q": lambda x, P, Q: Q,
+    "tanh(x)": lambda x, P, Q: cr.tanh(x), "P*2": lambda x, P, Q: P * 2.0,
+    "-Q.T": lambda x, P, Q: -Q.T,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(_OPERANDS)), st.sampled_from(sorted(_OPERANDS)),
+       st.sampled_from(["-", "+", "+r"]), st.sampled_from([None, 0.5, -0.01]),
+       st.booleans(), st.booleans())
+def test_random_update_forms_agree_with_the_interpreter(a, b, sign, scale, also_q, out_p):
+    """Updates p ± [c *] (A @ B) with operands drawn from views of the input,
+    of p itself, of another parameter Q that is updated too, and fresh
+    arrays; optionally p's old value is an output. Whatever gets fused, the
+    numbers are the interpreter's, call after call."""
+    x = cr.placeholder("x", (N, N))
+    P, Q = _param(20, name="P"), _param(21, name="Q")
+    prod = _OPERANDS[a](x, P, Q) @ _OPERANDS[b](x, P, Q)
+    term = prod if scale is None else prod * scale
+    new_p = {"-": P - term, "+": P + term, "+r": term + P}[sign]
+    upd = {P: new_p}
+    if also_q:
+        upd[Q] = Q - 0.01 * (P.T @ x)
+    outs = [cr.sum(x)] + ([P * 1.0] if out_p else [])
+    r = np.random.default_rng(22)
+    feeds = [(r.standard_normal((N, N)) * 0.1,) for _ in range(2)]
+    f = cr.function([x], outs, updates=upd, blas="scipy")
+    ref = cr.function([x], outs, updates=upd, backend="interpreter")
+    params = [P, Q]
+    for feed in feeds:
+        start = [p.value for p in params]
+        got = [np.array(o) for o in f(*feed)]
+        after = [p.value for p in params]
+        for p, v in zip(params, start):
+            p.set_value(v)
+        want = [np.array(o) for o in ref(*feed)]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+        for p, v in zip(params, after):
+            np.testing.assert_allclose(v, p.value, rtol=1e-10, atol=1e-12)
