@@ -2,8 +2,9 @@
 
 One statement per op, variable names derived from the user's names,
 constants hoisted to module level, intermediates deleted after their last
-use, and only ``import numpy as np`` needed. The same graph always gives the
-same text. The source is registered with ``linecache`` so tracebacks and pdb
+use, and only ``import numpy as np`` needed (with the opt-in
+``blas="scipy"``, SciPy's BLAS too: see :mod:`.gemm`). The same graph always
+gives the same text. The source is registered with ``linecache`` so tracebacks and pdb
 show the generated lines.
 """
 
