@@ -229,3 +229,58 @@ def test_random_update_forms_agree_with_the_interpreter(a, b, sign, scale, also_
             np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
         for p, v in zip(params, after):
             np.testing.assert_allclose(v, p.value, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["aliased", "non-contiguous", "dtypes", "empty-k", "F-order b"])
+@pytest.mark.parametrize("alpha", [-1.0, -0.1, 0.5])
+def test_helper_fast_path_and_fallback(case, alpha):
+    """The generated helper itself, on inputs that take its BLAS path and
+    on those that take the NumPy fallback: c + alpha * (a @ b) either way."""
+    from chainrule.backends.gemm import HELPER
+    namespace = {"np": np}
+    exec(HELPER, namespace)
+    gemm_update = namespace["_gemm_update"]
+    r = np.random.default_rng(30)
+    c = r.standard_normal((50, 40))
+    a, b = r.standard_normal((50, 30)), r.standard_normal((30, 40))
+    if case == "aliased":          # a reads c's own memory
+        a, b = c[:, :30], r.standard_normal((30, 40))
+    elif case == "non-contiguous":
+        big = r.standard_normal((50, 80))
+        c = big[:, ::2]
+    elif case == "dtypes":
+        a = a.astype(np.float32)
+    elif case == "empty-k":
+        a, b = np.zeros((50, 0)), np.zeros((0, 40))
+    elif case == "F-order b":
+        b = np.asfortranarray(b)
+    want = c + alpha * (a @ b)
+    got = gemm_update(c, a, b, alpha)
+    assert got is c
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("lr_value,nan", [(0.05, False), (-2.0, False), (np.inf, False),
+                                          (0.0, True), (0.5, True)])
+def test_learning_rate_given_at_call_time(lr_value, nan):
+    """p - lr * (A @ B) with lr a scalar input: alpha is read at run time.
+    An infinite or zero lr takes the NumPy path, so inf * 0 and 0 * NaN give
+    NaN as in the interpreter (BLAS may skip a product scaled by 0)."""
+    x = cr.placeholder("x", (40, N))
+    lr = cr.placeholder("lr", (), "float64")
+    P = _param(31)
+    upd = {P: P - lr * (x.T @ x)}
+    f = cr.function([x, lr], [cr.sum(x)], updates=upd, blas="scipy")
+    assert "_gemm_update(P, " in f.source and ", -lr)" in f.source, f.source
+    ref = cr.function([x, lr], [cr.sum(x)], updates=upd, backend="interpreter")
+    xv = np.random.default_rng(32).standard_normal((40, N))
+    xv[:, 0] = 0.0  # a zero row and column in x.T @ x: inf * 0 there
+    if nan:
+        xv[3, 5] = np.nan
+    start = P.value
+    with np.errstate(all="ignore"):
+        f(xv, lr_value)
+        got = P.value
+        P.set_value(start)
+        ref(xv, lr_value)
+    np.testing.assert_allclose(got, P.value, rtol=1e-12, atol=1e-12, equal_nan=True)

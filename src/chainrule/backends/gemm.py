@@ -28,6 +28,7 @@ from scipy.linalg import blas as _blas
 def _gemm_update(c, a, b, alpha):
     """c += alpha * (a @ b) in place: one BLAS gemm with beta=1 (SciPy)."""
     if (c.flags.c_contiguous and c.size and a.shape[1] and a.dtype == c.dtype == b.dtype
+            and np.isfinite(alpha) and alpha != 0
             and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))):
         # the C-ordered c is the Fortran-ordered c.T, and c.T += alpha * b.T @ a.T;
         # an operand that is Fortran-ordered already goes in with a transpose flag
@@ -38,8 +39,9 @@ def _gemm_update(c, a, b, alpha):
         if not np.may_share_memory(r, c):  # SciPy worked on a copy after all
             c[...] = r.T
         return c
-    t = a @ b
-    return np.add(c, t, out=c) if alpha > 0 else np.subtract(c, t, out=c)
+    t = a @ b  # the product first: c may be one of its operands
+    t *= alpha
+    return np.add(c, t, out=c)
 '''
 
 
@@ -73,9 +75,10 @@ def _sole_use(node, uses, keep) -> bool:
 
 def fusable_update(order, i, plan, uses, keep):
     """If the matmul ``M`` at ``order[i]`` feeds only a parameter update
-    ``p - M``, ``p - c * M`` or ``p + ...`` (``c`` a scalar constant, each
-    step the next statement), which the buffer plan would write into p's
-    state, return ``(nodes it replaces, update node, (buffer, name), alpha)``.
+    ``p - M``, ``p - c * M`` or ``p + ...`` (``c`` a float scalar: a constant
+    or a value known at run time; each step the next statement), which the
+    buffer plan would write into p's state, return ``(nodes it replaces,
+    update node, (buffer, name), (sign, c))``.
     """
     m = order[i]
     if m.op.name != "matmul" or plan is None or not _sole_use(m, uses, keep):
@@ -89,11 +92,14 @@ def fusable_update(order, i, plan, uses, keep):
     nxt, prev, scale, replaced = order[j], m, 1.0, []
     if nxt.op.name == "multiply" and m in nxt.inputs and _sole_use(nxt, uses, keep):
         c = nxt.inputs[1] if nxt.inputs[0] is m else nxt.inputs[0]
-        if c.op.name != "constant" or c.ndim != 0 or c.dtype.kind != "f" or nxt.dtype != m.dtype:
+        if c.ndim != 0 or c.dtype.kind != "f" or nxt.dtype != m.dtype:
             return None
-        scale = float(c._const)
-        if not np.isfinite(scale):  # keep inf * 0 = NaN exactly where NumPy has it
-            return None
+        if c.op.name == "constant":
+            scale = float(c._const)
+            if not np.isfinite(scale) or scale == 0:
+                return None  # BLAS may skip a product scaled by 0 (and its NaNs)
+        else:
+            scale = c  # a scalar known at run time (a learning-rate input)
         replaced.append(nxt)
         prev, j = nxt, _next_op(order, j)
         if j is None:
@@ -103,12 +109,19 @@ def fusable_update(order, i, plan, uses, keep):
     if p is None or p.dtype != m.dtype or m.shape != p.shape or nxt.shape != p.shape:
         return None
     if nxt.op.name == "subtract" and nxt.inputs == (p, prev):
-        alpha = -scale
+        sign = -1.0
     elif nxt.op.name == "add" and nxt.inputs in ((p, prev), (prev, p)):
-        alpha = scale
+        sign = 1.0
     else:
         return None
     target = plan.param_target(nxt, j)
     if target is None or plan.buf.get(a.id) == p.id or plan.buf.get(b.id) == p.id:
         return None  # not in place, or the product reads the state it would write
-    return replaced + [nxt], nxt, target, alpha
+    return replaced + [nxt], nxt, target, (sign, scale)
+
+
+def alpha_code(sign, scale, ref) -> str:
+    """The ``alpha`` argument: a literal, or a run-time scalar's name."""
+    if isinstance(scale, float):
+        return repr(sign * scale)
+    return f"-{ref(scale)}" if sign < 0 else ref(scale)

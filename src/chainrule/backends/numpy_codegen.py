@@ -22,7 +22,7 @@ from ..errors import NonFiniteError
 from ..ops.base import dtype_expr
 from .buffers import BufferPlan
 from .gemm import HELPER as GEMM_HELPER
-from .gemm import check_available, fusable_update
+from .gemm import alpha_code, check_available, fusable_update
 from .program import Program, describe_node, last_uses
 
 _RESERVED = {"np", "None", "True", "False"}
@@ -171,7 +171,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         if node.id in fused_away:
             pass
         elif fused is not None:
-            replaced, nxt, (buf, target), alpha = fused
+            replaced, nxt, (buf, target), (sign, scale) = fused
             fused_away.update(r.id for r in replaced)
             helpers["_gemm_update"] = GEMM_HELPER
             a, b = (ref(x, node) for x in node.inputs)
@@ -180,7 +180,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             locals_.add(nxt.id)
             plan.record(nxt, nm, buf)
             body_nodes.append((len(body), nxt))
-            body.append(f"{nm} = _gemm_update({target}, {a}, {b}, {alpha!r})")
+            alpha = alpha_code(sign, scale, lambda v: ref(v, None))
+            body.append(f"{nm} = _gemm_update({target}, {a}, {b}, {alpha})")
         elif node.is_leaf:
             if node.op.name == "placeholder" and node.id not in names:
                 raise AssertionError("placeholder missing from the program inputs")
