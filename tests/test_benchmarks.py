@@ -1,0 +1,52 @@
+"""The benchmark scripts keep working: their correctness checks (chainrule's
+train step gives the hand-written NumPy step's numbers) run here on the
+small MLP, without the long timings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def mlp_step():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import mlp_step
+        yield mlp_step
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("blas", [None, "scipy"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_small_mlp_step_matches_the_hand_written_one(mlp_step, dtype, blas):
+    if blas and not mlp_step.scipy_blas_available():
+        pytest.skip("SciPy not installed")
+    t_cr, t_np, ratio, floor, faults = mlp_step.run((16, 32, 4), 8, dtype, repeat=10, blas=blas)
+    assert t_cr > 0 and t_np > 0 and ratio > 0 and floor > 0
+    assert len(faults) == 2
+
+
+def test_floor_does_the_same_matmuls(mlp_step):
+    """The floor computes each layer's products: x @ W1 lands in its buffer."""
+    values = mlp_step.init((6, 5, 3), "float64")
+    x = np.random.default_rng(0).standard_normal((4, 6))
+    mlp_step.floor_factory(values, x, 3)()  # runs without shape errors
+
+
+def test_blocked_times_reports_the_slower_side():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import blocked_times
+    finally:
+        sys.path.remove(str(BENCH))
+    import time
+    ta, tb, ratio = blocked_times(lambda: time.sleep(0.002), lambda: None, blocks=2, block=3,
+                                  warmup=1)
+    assert ta > tb and ratio > 1
