@@ -70,6 +70,15 @@ def optimize_vars(outputs, passes=None, report=None):
 
 
 def _default_pipeline(outs, report):
+    sizes = {}
+
+    def count(vs):
+        """Node count of a graph, each graph counted once."""
+        key = tuple(v.id for v in vs)
+        if key not in sizes:
+            sizes[key] = len(topo_order(vs))
+        return sizes[key]
+
     # one rewrite with every table reaches a joint fixpoint
     tables = [STABILITY, ALGEBRA, FOLDING]
     fired = Counter()
@@ -80,19 +89,19 @@ def _default_pipeline(outs, report):
             break
         trial = Counter()
         collected = rewrite(collected, tables, trial)
-        if len(topo_order(collected)) >= len(topo_order(result)):
+        if count(collected) >= count(result):
             break
         fired["collect_like_terms"] += 1
         fired.update(trial)
         result = collected
-    if len(topo_order(result)) > len(topo_order(outs)):
+    if fired and count(result) > count(outs):
         # Rules are local: one that keeps a node count may still grow a graph
         # whose operands are shared (x / 2 -> x * 0.5 while 2 is used
         # elsewhere). Then keep only the stabilising rewrites, the one kind
         # worth a node (log(sigmoid(x)) -> -softplus(-x)).
         stable_fired = Counter()
         stable = rewrite(outs, [STABILITY], stable_fired)
-        if len(topo_order(stable)) < len(topo_order(result)):
+        if count(stable) < count(result):
             result, fired = stable, stable_fired
     report.update(fired)
     return result

@@ -54,12 +54,13 @@ class _Poly:
     m = inf where ``-m`` is not, so printing such a monomial may need a
     ``0 * m`` guard (see ``_terms``)."""
 
-    __slots__ = ("terms", "mixed", "guards")
+    __slots__ = ("terms", "mixed", "guards", "_n_atoms")
 
     def __init__(self, terms, mixed=frozenset(), guards=frozenset()):
         self.terms = terms
         self.mixed = mixed
         self.guards = guards  # atoms cancelled (f / f) that may be inf
+        self._n_atoms = None
 
     @staticmethod
     def const(c):
@@ -75,7 +76,9 @@ class _Poly:
         return len(self.terms)
 
     def n_atoms(self):
-        return len({a for m in self.terms for a, _ in m})
+        if self._n_atoms is None:  # forms are never changed once built
+            self._n_atoms = len({a for m in self.terms for a, _ in m})
+        return self._n_atoms
 
     def add(self, other, sign=1):
         out = dict(self.terms)
