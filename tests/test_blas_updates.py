@@ -284,3 +284,49 @@ def test_learning_rate_given_at_call_time(lr_value, nan):
         P.set_value(start)
         ref(xv, lr_value)
     np.testing.assert_allclose(got, P.value, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_errors_name_the_failing_node_after_pasted_helpers():
+    """Run-time errors are mapped back to the node whose line raised; the
+    helpers pasted above the function (here ``_gemm_update``, many lines
+    long) must not shift that mapping."""
+    P = _param(40)
+    x = cr.placeholder("x", (N, N))
+    u, v = cr.placeholder("u", (None, None)), cr.placeholder("v", (None, None))
+    h, outs = u @ v, []
+    for k in range(40):
+        h = cr.exp(h) if k % 2 == 0 else cr.sin(h)
+        h.name = f"h{k}"
+        outs.append(h)
+    for blas in (None, "scipy"):
+        f = cr.function([x, u, v], outs, updates={P: P - x.T @ x}, blas=blas)
+        with pytest.raises(cr.InputError, match=r"matmul\(u, v\)"):
+            f(np.ones((N, N)), np.ones((2, 3)), np.ones((4, 4)))
+
+
+def test_shape_mismatch_in_a_fused_product_is_an_input_error():
+    P = _param(41)
+    a, b = cr.placeholder("a", (None, N)), cr.placeholder("b", (None, N))
+    f = cr.function([a, b], [cr.sum(a)], updates={P: P - a.T @ b}, blas="scipy")
+    assert "_gemm_update(" in f.source
+    with pytest.raises(cr.InputError, match="matmul") as err:
+        f(np.ones((5, N)), np.ones((6, N)))
+    assert "a (5, 96)" in str(err.value) and "b (6, 96)" in str(err.value)
+
+
+def test_operand_dying_at_a_fused_update_is_freed():
+    """The fused product and update take no pooled buffer, so an operand
+    that dies there is deleted, not kept for a reuse that never comes."""
+    P = _param(42)
+    x = cr.placeholder("x", (N, N))
+    f = cr.function([x], [cr.sum(x)], updates={P: P - 0.1 * (cr.tanh(x) @ x)}, blas="scipy")
+    lines = f.source.splitlines()
+    k = next(i for i, line in enumerate(lines) if "_gemm_update(P, " in line)
+    tanh_name = lines[k].split("_gemm_update(P, ")[1].split(",")[0]
+    assert lines[k + 1].strip().startswith("del ") and tanh_name in lines[k + 1], f.source
+
+
+def test_interpreter_checks_the_choice_too():
+    x = cr.placeholder("x", (N, N))
+    with pytest.raises(cr.ChainruleError, match="blas='mkl' is not a choice"):
+        cr.function([x], [cr.sum(x)], backend="interpreter", blas="mkl")

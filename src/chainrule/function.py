@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .backends import BACKENDS, Program
+from .backends.gemm import check_choice as check_blas_choice
 from .backends.program import RUNTIME_ERRORS, NodeFailure, describe_node
 from .errors import InputError
 from .ir import Var, flatten, topo_order, without_gc
@@ -190,6 +191,7 @@ class Function:
         self._params = prog.params
         self._updated = [p for p, _ in upd]
         self._copy_update, self._copy_out = _copy_rules(outs, upd)
+        check_blas_choice(blas)  # checked for every backend; the interpreter ignores it
         options = {"blas": blas} if backend == "numpy" else {}
         self._run, self.source, self._locate = BACKENDS[backend](
             prog, check_finite=check_finite, **options)

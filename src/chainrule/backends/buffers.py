@@ -59,7 +59,9 @@ class BufferPlan:
         self.pool = {}      # (shape, dtype) -> dead buffer keys kept for reuse
         self.param_of = {v.id: p for p, v in updates}
         self.demand = {}    # (shape, dtype) -> positions of capable nodes
+        self.position = {}  # node id -> its position in the order
         for i, node in enumerate(order):
+            self.position[node.id] = i
             if capable(node):
                 self.demand.setdefault(_key(node), []).append(i)
 
@@ -123,6 +125,17 @@ class BufferPlan:
         if not node.is_leaf:
             self.local.add(b)
         return None
+
+    def forget_demand(self, *nodes):
+        """These nodes will be emitted without a buffer of their own (fused
+        into another statement): do not keep dead buffers for them."""
+        for node in nodes:
+            positions = self.demand.get(_key(node))
+            if positions and node.id in self.position:
+                i = self.position[node.id]
+                k = bisect_right(positions, i) - 1
+                if k >= 0 and positions[k] == i:
+                    del positions[k]
 
     def at(self, i):
         self._step = i

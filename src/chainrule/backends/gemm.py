@@ -27,7 +27,8 @@ from scipy.linalg import blas as _blas
 
 def _gemm_update(c, a, b, alpha):
     """c += alpha * (a @ b) in place: one BLAS gemm with beta=1 (SciPy)."""
-    if (c.flags.c_contiguous and c.size and a.shape[1] and a.dtype == c.dtype == b.dtype
+    if (c.flags.c_contiguous and c.size and a.shape[1] and a.shape[1] == b.shape[0]
+            and a.dtype == c.dtype == b.dtype
             and np.isfinite(alpha) and alpha != 0
             and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))):
         # the C-ordered c is the Fortran-ordered c.T, and c.T += alpha * b.T @ a.T;
@@ -39,18 +40,25 @@ def _gemm_update(c, a, b, alpha):
         if not np.may_share_memory(r, c):  # SciPy worked on a copy after all
             c[...] = r.T
         return c
-    t = a @ b  # the product first: c may be one of its operands
+    t = a @ b  # the product first (c may be one of its operands); NumPy's
+    # error message if the shapes do not fit
     t *= alpha
     return np.add(c, t, out=c)
 '''
 
 
-def check_available(blas):
-    """Raise a clear error when ``blas`` is not a choice or SciPy is missing."""
+def check_choice(blas):
+    """Raise a clear error when ``blas`` is not one of the choices."""
     from ..errors import ChainruleError
     if blas not in BLAS_CHOICES:
         raise ChainruleError(f"function: blas={blas!r} is not a choice; use None "
                              f"(NumPy only) or 'scipy'")
+
+
+def check_available(blas):
+    """Raise a clear error when ``blas`` is not a choice or SciPy is missing."""
+    from ..errors import ChainruleError
+    check_choice(blas)
     if blas == "scipy":
         try:
             import scipy.linalg.blas  # noqa: F401

@@ -173,13 +173,14 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         elif fused is not None:
             replaced, nxt, (buf, target), (sign, scale) = fused
             fused_away.update(r.id for r in replaced)
+            plan.forget_demand(node, *replaced)  # they will not take a pooled buffer
             helpers["_gemm_update"] = GEMM_HELPER
             a, b = (ref(x, node) for x in node.inputs)
             nm = namer.fresh(nxt.name)
             names[nxt.id] = nm
             locals_.add(nxt.id)
-            plan.record(nxt, nm, buf)
-            body_nodes.append((len(body), nxt))
+            stale = plan.record(nxt, nm, buf)
+            body_nodes.append((len(body), node))  # only the product can fail here
             alpha = alpha_code(sign, scale, lambda v: ref(v, None))
             body.append(f"{nm} = _gemm_update({target}, {a}, {b}, {alpha})")
         elif node.is_leaf:
@@ -241,7 +242,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             "    if not np.all(np.isfinite(v)):\n"
             "        raise FloatingPointError(f'check_finite: {where} produced NaN or inf')\n")
     for hname in sorted(helpers):
-        lines.append(helpers[hname].rstrip("\n"))
+        # one entry per line: line_nodes below counts entries as lines
+        lines += helpers[hname].rstrip("\n").split("\n")
         lines.append("")
     lines += hoisted
     if hoisted:

@@ -140,21 +140,36 @@ def _mean_dtype(x):
     return np.mean(np.ones((1,), x.dtype)).dtype
 
 
+_EXACT_COUNT = {4: 2 ** 24, 8: 2 ** 53}  # counts a float of this size holds exactly
+
+
 def _mean_code(node, x):
-    """``x.sum(axis=1) / 10``: NumPy's ``mean`` computes the same (a sum in
-    the input's float dtype, then one division) through several Python-level
-    calls; measured 3% of a small MLP's float32 train step. Integers and
-    float16 (which ``mean`` accumulates in a wider type) keep ``mean``."""
+    """``x.sum(axis=1) / 10``: the numbers of NumPy's ``mean`` (a sum in the
+    input's float dtype, then one division by the count), without its
+    several Python-level calls (3% of the MLP's float32 train step).
+
+    NumPy divides by the count in float64 and rounds back; dividing by a
+    Python int rounds the count to the input's float type first, which is
+    the same number only while the count is exact in that type (a float32
+    count above 2**24 is not). So float32 (and complex64) lower only for a
+    known count up to 2**24; integers and float16, which ``mean`` sums in a
+    wider type, always keep ``mean``."""
     src = node.inputs[0]
     axes = node.attrs[0]
-    if not axes or src.dtype.kind not in "fc" or src.dtype.itemsize < 4:
+    kind, size = src.dtype.kind, src.dtype.itemsize // (2 if src.dtype.kind == "c" else 1)
+    if not axes or kind not in "fc" or size not in _EXACT_COUNT:
         return _method_call("mean", x, node.attrs)
     dims = [src.shape[a] for a in axes]
     if all(d is not None for d in dims):
-        count = str(int(np.prod(dims)))
-    else:
+        n = int(np.prod(dims))
+        if n > _EXACT_COUNT[size]:
+            return _method_call("mean", x, node.attrs)
+        count = str(n)
+    elif size == 8:
         count = " * ".join(f"{x}.shape[{a}]" for a in axes)
         count = f"({count})" if len(axes) > 1 else count
+    else:
+        return _method_call("mean", x, node.attrs)
     return f"{_method_call('sum', x, node.attrs)} / {count}"
 
 
