@@ -231,14 +231,32 @@ def test_random_update_forms_agree_with_the_interpreter(a, b, sign, scale, also_
             np.testing.assert_allclose(v, p.value, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", ["aliased", "non-contiguous", "dtypes", "empty-k", "F-order b"])
+_BLAS_CASES = ["C", "F-order b", "transposed a", "F-order c", "F-order c, a.T, F b"]
+_FALLBACK_CASES = ["aliased", "non-contiguous", "dtypes", "empty-k"]
+
+
+@pytest.mark.parametrize("case", _BLAS_CASES + _FALLBACK_CASES)
 @pytest.mark.parametrize("alpha", [-1.0, -0.1, 0.5])
 def test_helper_fast_path_and_fallback(case, alpha):
-    """The generated helper itself, on inputs that take its BLAS path and
-    on those that take the NumPy fallback: c + alpha * (a @ b) either way."""
+    """The generated helper itself, on inputs that take its BLAS path (c
+    C- or Fortran-ordered, operands in either order: BLAS writes c's own
+    memory) and on those that take the NumPy fallback: c + alpha * (a @ b)
+    either way."""
+    from scipy.linalg import blas
+
     from chainrule.backends.gemm import HELPER
+    calls = []
+
+    class Spy:  # records that BLAS was called, and on which memory
+        def __getattr__(self, name):
+            def call(*args, **kwargs):
+                calls.append(kwargs["c"])
+                return getattr(blas, name)(*args, **kwargs)
+            return call
+
     namespace = {"np": np}
     exec(HELPER, namespace)
+    namespace["_blas"] = Spy()
     gemm_update = namespace["_gemm_update"]
     r = np.random.default_rng(30)
     c = r.standard_normal((50, 40))
@@ -254,10 +272,20 @@ def test_helper_fast_path_and_fallback(case, alpha):
         a, b = np.zeros((50, 0)), np.zeros((0, 40))
     elif case == "F-order b":
         b = np.asfortranarray(b)
+    elif case == "transposed a":
+        a = r.standard_normal((30, 50)).T
+    elif case == "F-order c":
+        c = np.asfortranarray(c)
+    elif case == "F-order c, a.T, F b":
+        c, a, b = np.asfortranarray(c), r.standard_normal((30, 50)).T, np.asfortranarray(b)
     want = c + alpha * (a @ b)
     got = gemm_update(c, a, b, alpha)
     assert got is c
     np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+    if case in _BLAS_CASES:
+        assert len(calls) == 1 and np.shares_memory(calls[0], c)
+    else:
+        assert not calls
 
 
 @pytest.mark.parametrize("lr_value,nan", [(0.05, False), (-2.0, False), (np.inf, False),
@@ -330,3 +358,12 @@ def test_interpreter_checks_the_choice_too():
     x = cr.placeholder("x", (N, N))
     with pytest.raises(cr.ChainruleError, match="blas='mkl' is not a choice"):
         cr.function([x], [cr.sum(x)], backend="interpreter", blas="mkl")
+
+
+def test_parameter_made_from_a_fortran_ordered_array():
+    x = cr.placeholder("x", (30, N))
+    value = np.asfortranarray(np.random.default_rng(43).standard_normal((N, N)))
+    P = cr.parameter(value, "P")
+    r = np.random.default_rng(44)
+    feeds = [(r.standard_normal((30, N)),) for _ in range(3)]
+    _same_steps([x], [cr.sum(x)], {P: P - 0.1 * (x.T @ x)}, [P], feeds)

@@ -27,18 +27,21 @@ from scipy.linalg import blas as _blas
 
 def _gemm_update(c, a, b, alpha):
     """c += alpha * (a @ b) in place: one BLAS gemm with beta=1 (SciPy)."""
-    if (c.flags.c_contiguous and c.size and a.shape[1] and a.shape[1] == b.shape[0]
-            and a.dtype == c.dtype == b.dtype
+    if ((c.flags.c_contiguous or c.flags.f_contiguous) and c.size and a.shape[1]
+            and a.shape[1] == b.shape[0] and a.dtype == c.dtype == b.dtype
             and np.isfinite(alpha) and alpha != 0
             and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))):
-        # the C-ordered c is the Fortran-ordered c.T, and c.T += alpha * b.T @ a.T;
-        # an operand that is Fortran-ordered already goes in with a transpose flag
-        x, tx = (b, 1) if b.flags.f_contiguous and not b.flags.c_contiguous else (b.T, 0)
-        y, ty = (a, 1) if a.flags.f_contiguous and not a.flags.c_contiguous else (a.T, 0)
+        # BLAS writes a Fortran-ordered matrix: c itself, or c.T when c is
+        # C-ordered (then c.T += alpha * b.T @ a.T). Each operand goes in as
+        # a Fortran-ordered array, with a transpose flag when needed.
+        f = c if c.flags.f_contiguous else c.T
+        p, q = (a, b) if f is c else (b.T, a.T)
+        x, tx = (p, 0) if p.flags.f_contiguous else (p.T, 1)
+        y, ty = (q, 0) if q.flags.f_contiguous else (q.T, 1)
         gemm = _blas.dgemm if c.dtype == np.float64 else _blas.sgemm
-        r = gemm(alpha, x, y, beta=1.0, c=c.T, overwrite_c=True, trans_a=tx, trans_b=ty)
+        r = gemm(alpha, x, y, beta=1.0, c=f, overwrite_c=True, trans_a=tx, trans_b=ty)
         if not np.may_share_memory(r, c):  # SciPy worked on a copy after all
-            c[...] = r.T
+            f[...] = r
         return c
     t = a @ b  # the product first (c may be one of its operands); NumPy's
     # error message if the shapes do not fit
