@@ -270,3 +270,55 @@ def test_printing_non_finite_constants():
     assert cr.pprint(x * np.inf) == "x * inf"
     assert "nan" in cr.pprint(x + np.nan)
     assert "= -inf" in cr.debugprint(x * -np.inf)
+
+
+# -- a call that fails leaves every parameter as it was -------------------------
+
+@pytest.mark.parametrize("blas", [None, "scipy"])
+def test_failed_call_changes_no_parameter(blas):
+    """A later statement fails on the sizes given (unknown dims): the
+    update computed before it must not have been written into W's state."""
+    if blas:
+        pytest.importorskip("scipy.linalg.blas")
+    W = cr.parameter(np.ones((N, N)), "W")
+    x = cr.placeholder("x", (N, N))
+    a, b = cr.placeholder("a", (None,)), cr.placeholder("b", (None,))
+    new = W - 0.1 * (x.T @ x) if blas else W - 0.1 * x
+    f = cr.function([x, a, b], [new.sum(), a + b], updates={W: new}, blas=blas)
+    with pytest.raises(cr.InputError, match="add"):
+        f(np.ones((N, N)), np.ones(3), np.ones(4))
+    np.testing.assert_array_equal(W.value, np.ones((N, N)))
+    f(np.ones((N, N)), np.ones(3), np.ones(3))  # and a good call still updates
+    want = 1 - 0.1 * (np.ones((N, N)).T @ np.ones((N, N)) if blas else np.ones((N, N)))
+    np.testing.assert_allclose(W.value, want)
+
+
+def test_check_finite_failure_changes_no_parameter():
+    W = cr.parameter(np.ones((N, N)), "W")
+    x = cr.placeholder("x", (N, N))
+    new = W - 0.1 * x
+    f = cr.function([x], cr.log(new).sum(), updates={W: new}, check_finite=True)
+    with pytest.raises(cr.NonFiniteError), np.errstate(all="ignore"):
+        f(np.full((N, N), 20.0))
+    np.testing.assert_array_equal(W.value, np.ones((N, N)))
+
+
+def test_index_error_after_the_update_changes_no_parameter():
+    """take raises on an index out of range even with every shape known."""
+    W = cr.parameter(np.ones((N, N)), "W")
+    x = cr.placeholder("x", (N, N))
+    idx = cr.placeholder("idx", (3,), "int64")
+    new = W - 0.1 * x
+    f = cr.function([x, idx], [new.sum(), cr.take(x, idx)], updates={W: new})
+    with pytest.raises(cr.InputError, match="take"):
+        f(np.ones((N, N)), np.array([0, 1, 10 ** 6]))
+    np.testing.assert_array_equal(W.value, np.ones((N, N)))
+
+
+def test_static_shapes_still_update_in_place():
+    """With every shape known and nothing that may raise, the update is
+    still written into the parameter's state (the speed this is for)."""
+    W = cr.parameter(np.ones((N, N)), "W")
+    x = cr.placeholder("x", (N, N))
+    f = cr.function([x], [cr.sum(x)], updates={W: W - 0.1 * cr.tanh(x)})
+    assert "out=W)" in f.source, f.source

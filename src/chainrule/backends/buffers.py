@@ -9,7 +9,8 @@ parameter values never die. Three reuses, all checked against that rule:
 * an elementwise op writes into an operand that dies with it
   (``t3 = np.tanh(t2, out=t2)``);
 * a new parameter value is written into the parameter's own state once
-  nothing else reads the old value (``W1 = W1 - lr * g`` in place);
+  nothing else reads the old value and no later statement may raise, so a
+  call that fails changes no parameter (``W1 = W1 - lr * g`` in place);
 * any op with an ``out=`` form writes into a dead buffer of its shape and
   dtype, kept (bound to its name) only while a later op could use it.
 
@@ -20,6 +21,8 @@ or the program's.
 from __future__ import annotations
 
 from bisect import bisect_right
+
+from .program import may_fail
 
 _NEVER = float("inf")
 
@@ -44,7 +47,7 @@ def capable(node) -> bool:
 
 
 class BufferPlan:
-    def __init__(self, order, keep_ids, updates):
+    def __init__(self, order, keep_ids, updates, check_finite=False):
         self.last = {}
         for i, node in enumerate(order):
             for inp in node.inputs:
@@ -60,8 +63,13 @@ class BufferPlan:
         self.param_of = {v.id: p for p, v in updates}
         self.demand = {}    # (shape, dtype) -> positions of capable nodes
         self.position = {}  # node id -> its position in the order
+        # a parameter's state is written only after the last statement that
+        # may raise: a call that fails leaves every parameter as it was
+        self.last_fallible = -1
         for i, node in enumerate(order):
             self.position[node.id] = i
+            if may_fail(node, check_finite):
+                self.last_fallible = i
             if capable(node):
                 self.demand.setdefault(_key(node), []).append(i)
 
@@ -92,9 +100,11 @@ class BufferPlan:
     def param_target(self, node, i):
         """``(buffer, name)`` of the parameter whose new value node i is, if
         it can be written into the parameter's own state at step i (nothing
-        reads the old value later), else None."""
+        reads the old value later, and no later statement may raise), else
+        None."""
         p = self.param_of.get(node.id)
-        if p is not None and capable(node) and any(x is p for x in node.inputs) \
+        if p is not None and i >= self.last_fallible and capable(node) \
+                and any(x is p for x in node.inputs) \
                 and self.shape.get(p.id) == _key(node) and self.buf.get(p.id) == p.id \
                 and self._dead_after(p.id, i):
             return p.id, self.holder[p.id][1]

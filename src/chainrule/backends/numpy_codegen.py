@@ -153,7 +153,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     # compiler is then much faster, and memory is freed just as early.
     pool = [] if len(order) > POOL_ABOVE else None
     temps = set()  # names of unnamed temporaries (reusable in a long program)
-    plan = BufferPlan(order, keep, prog.updates) if pool is None and reuse else None
+    plan = BufferPlan(order, keep, prog.updates, check_finite) \
+        if pool is None and reuse else None
     body_nodes = []
     uses = {}
     if blas and plan is not None and not check_finite:

@@ -54,6 +54,12 @@ class Op:
     # Helper functions the emitted code calls, as {name: python source};
     # the code generator pastes each one used into the generated module.
     helpers: dict = field(default_factory=dict)
+    # Can the op raise at run time on some input values even when every
+    # shape is known (an index out of range, an integer to a negative power)?
+    # A bool or ``may_raise(node) -> bool``. The code generator writes a
+    # parameter's new value into its state only after the last statement
+    # that may raise, so a failed call leaves every parameter unchanged.
+    may_raise: bool | Callable[..., bool] = False
     # Optional ``emit_node(node, *arg_exprs) -> str``: when set, the code
     # generator calls it instead of ``emit`` (it may read shapes and dtypes).
     emit_node: Callable[..., str] | None = None

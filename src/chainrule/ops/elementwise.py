@@ -197,7 +197,7 @@ def _binary_jvp(px, py):
     return jvp
 
 
-def binary(name, fn, px, py, emit, commutative=False, flops=1.0):
+def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False):
     """Declare an elementwise binary op from its two partials, each written
     as ``p(g, x, y, out) = g * df/d(arg)`` (linear in ``g``)."""
     return register(Op(
@@ -209,6 +209,7 @@ def binary(name, fn, px, py, emit, commutative=False, flops=1.0):
         jvp=_binary_jvp(px, py),
         emit=emit,
         commutative=commutative,
+        may_raise=may_raise,
         elementwise=True,
         flops=lambda node: flops * _size(node),
         ufunc=f"np.{name}",
@@ -233,7 +234,9 @@ _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
 # never taken through log(x).
 _pow = binary("power", np.power, lambda g, x, y, o: g * (y * x ** (y - 1)),
               lambda g, x, y, o: g * (o * log(x)), lambda a, x, y: f"{x} ** {y}",
-              flops=10.0)
+              flops=10.0,
+              # NumPy refuses integers to negative integer powers
+              may_raise=lambda node: node.dtype.kind in "iu")
 _max = binary("maximum", np.maximum, lambda g, x, y, o: g * _maximum_mask(x, y, o),
               lambda g, x, y, o: g * _maximum_mask(y, x, o),
               lambda a, x, y: f"np.maximum({x}, {y})", commutative=True)

@@ -515,6 +515,7 @@ _take_op = register(Op(
     jvp=lambda out, ts: None if ts[0] is None else
     make_node(_take_op, (ts[0], out.inputs[1]), out.attrs),
     emit=lambda attrs, a, idx: f"np.take({a}, {idx}, axis={attrs[0]})",
+    may_raise=True,  # an index out of range
     flops=_zero_flops,
 ))
 
@@ -527,6 +528,7 @@ _take_grad_op = register(Op(
     jvp=lambda out, ts: None if ts[0] is None else
     make_node(_take_grad_op, (ts[0], out.inputs[1], out.inputs[2]), out.attrs),
     emit=lambda attrs, g, idx, ref: f"_take_grad({g}, {idx}, {ref}.shape, {attrs[0]})",
+    may_raise=True,  # an index out of range
     helpers={"_take_grad": _TAKE_GRAD_SRC},
     flops=lambda node: _size(node.inputs[0]),
 ))
