@@ -247,3 +247,27 @@ def test_integer_true_division(backend):
     got = cr.function([i], i / 2, backend=backend)(np.array([1, 2, 3]))
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, [0.5, 1.0, 1.5])
+
+
+def test_float_input_too_large_for_a_float32_placeholder():
+    x = cr.placeholder("x", (3,), "float32")
+    f = cr.function([x], x * 2)
+    with pytest.raises(cr.InputError, match=r"input 'x': a value of magnitude 1e\+300 "
+                                             r"does not fit in float32"):
+        f(np.array([1.0, 1e300, 2.0]))
+    # infinities given as such stay infinities; in-range values pass (and
+    # 3e38 * 2 overflowing in float32 is the computation's business)
+    with np.errstate(over="ignore"):
+        got = f(np.array([np.inf, -1.0, 3e38]))
+    np.testing.assert_array_equal(got, np.array([np.inf, -2.0, np.inf], "float32"))
+
+
+def test_unknown_keyword_for_a_function_without_inputs():
+    f = cr.function([], cr.constant(1.0) * 2)
+    with pytest.raises(cr.InputError, match="the function takes no inputs"):
+        f(zz=1)
+
+
+def test_parameter_from_a_numpy_integer_keeps_its_dtype():
+    assert cr.parameter(np.int64(3), "c").dtype == np.int64
+    assert cr.parameter(3, "d").dtype == np.float64  # a Python int means 3.0

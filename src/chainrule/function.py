@@ -58,8 +58,22 @@ class InputSpec:
         if arr.dtype != self.dtype:
             if want in "iu" and arr.size:
                 self._check_range(arr)
+            if want == "f":
+                return self._narrow(arr)
             arr = arr.astype(self.dtype)
         return arr
+
+    def _narrow(self, arr):
+        # 1e300 as float32 is inf: say so rather than compute with it
+        with np.errstate(over="ignore"):
+            out = arr.astype(self.dtype)
+        if out.size and np.isinf(out).any() and (np.isinf(out) & np.isfinite(arr)).any():
+            big = np.abs(arr[np.isinf(out) & np.isfinite(arr)]).max()
+            raise InputError(
+                f"input {self.name!r}: a value of magnitude {big:g} does not fit in "
+                f"{self.dtype} (largest {np.finfo(self.dtype).max:g}); scale the data or "
+                f"declare the placeholder with a wider dtype")
+        return out
 
     def _check_range(self, arr):
         # a cast would wrap around silently (2**40 as int32 is 0)
@@ -218,8 +232,9 @@ class Function:
         for key, val in kwargs.items():
             slots = self._by_name.get(key)
             if not slots:
-                raise InputError(f"unknown input {key!r}; the inputs are "
-                                 f"{', '.join(repr(s.name) for s in specs)}")
+                known = ", ".join(repr(s.name) for s in specs)
+                raise InputError(f"unknown input {key!r}; " + (
+                    f"the inputs are {known}" if specs else "the function takes no inputs"))
             if len(slots) > 1:
                 raise InputError(f"input name {key!r} is ambiguous (several "
                                  f"placeholders share it); pass it positionally")

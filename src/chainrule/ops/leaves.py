@@ -80,8 +80,10 @@ def parameter(value, name: str) -> Var:
     if not isinstance(name, str) or not name:
         raise TypeError("parameter: name must be a non-empty str")
     arr = np.array(value)
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        arr = arr.astype(np.float64)  # parameter(0, "b") is almost always meant as 0.0
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.generic)):
+        # a Python int: parameter(0, "b") is almost always meant as 0.0 (a
+        # NumPy integer scalar keeps its dtype, like an array would)
+        arr = arr.astype(np.float64)
     _check_dtype(arr.dtype, f"parameter {name!r}")
     p = make_leaf(PARAMETER, arr.shape, arr.dtype, name)
     p._state = arr
