@@ -86,7 +86,8 @@ def array_literal(value: np.ndarray) -> str:
     if value.ndim == 0:
         return f"{dt}({_scalar_literal(value)})"
     flat = value.reshape(-1)
-    if flat.size and bool(np.all(flat == flat[0])):  # NaN is never uniform here
+    if flat.size and bool(np.all(flat == flat[0])) and (  # NaN is never uniform here
+            value.dtype.kind != "f" or bool(np.all(np.signbit(flat) == np.signbit(flat[0])))):
         return f"np.full({value.shape}, {_scalar_literal(flat[0])}, dtype={dt})"
     if value.size <= 64:
         items = [_scalar_literal(np.asarray(v)) for v in flat]

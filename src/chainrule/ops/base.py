@@ -105,6 +105,21 @@ def shape_known(shape) -> bool:
     return all(d is not None for d in shape)
 
 
+def same_runtime_shape(x, node) -> bool:
+    """Does operand ``x`` of ``node`` always have node's run-time shape?
+
+    Equal static shapes are not enough where a dim is unknown: (None,) + (None,)
+    may be 1 + 3 at run time. It holds when every other operand has, at each
+    unknown dim of the result, no axis or a known size of 1."""
+    if x.shape != node.shape:
+        return False
+    unknown = [k - node.ndim for k, d in enumerate(node.shape) if d is None]
+    if not unknown:
+        return True
+    return all(o is x or all(-a > o.ndim or o.shape[a] == 1 for a in unknown)
+               for o in node.inputs)
+
+
 def broadcast_shapes(opname: str, *operands) -> tuple:
     """NumPy broadcasting of the operands' shapes; ``None`` dims are unknown
     sizes that match anything (and lose to a known size other than 1).

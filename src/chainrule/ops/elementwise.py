@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DTypeError
 from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, is_const_scalar, is_float, lift, lift_pair,
-                   make_node, probe_dtype, register, sum_to)
+                   make_node, probe_dtype, register, same_runtime_shape, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build
 
@@ -35,8 +35,11 @@ def apply(op: Op, inputs, attrs=()):
 
 
 def _out_shape(out, t):
-    """Broadcast a tangent term to the op's output shape if it is smaller."""
-    if t.shape == out.shape:
+    """Broadcast a tangent term to the op's output shape if it may be smaller
+    (a tangent has its primal's shape; with unknown dims, equal static
+    shapes can still broadcast at run time)."""
+    if t.shape == out.shape and (None not in out.shape or all(
+            same_runtime_shape(x, out) for x in out.inputs if x.shape == out.shape)):
         return t
     from .shape import broadcast_like
     return broadcast_like(t, out)
@@ -390,13 +393,27 @@ def where(condition, x, y):
     return apply(_where, (c, x, y))
 
 
+def _clip_masks(x, lo, hi):
+    """Which of x, lo, hi each entry of clip(x, lo, hi) = min(max(x, lo), hi)
+    comes from (x on ties). With lo > hi NumPy gives hi everywhere; that
+    case costs two extra nodes, skipped when constant bounds are ordered."""
+    at_x = logical_and(greater_equal(x, lo), less_equal(x, hi))
+    at_lo, at_hi = less(x, lo), greater(x, hi)
+    lc, hc = lo.op.name == "constant", hi.op.name == "constant"
+    if not (lc and hc and bool(np.all(lo._const <= hi._const))):
+        ordered = less_equal(lo, hi)
+        at_lo = logical_and(at_lo, ordered)
+        at_hi = logical_or(at_hi, logical_not(ordered))
+    return at_x, at_lo, at_hi
+
+
 def _clip_vjp(out, g, needs):
     x, lo, hi = out.inputs
     dt = out.dtype
-    inside = cast(logical_and(greater_equal(x, lo), less_equal(x, hi)), dt)
-    gx = sum_to(g * inside, x) if needs[0] and is_float(x) else None
-    glo = sum_to(g * cast(less(x, lo), dt), lo) if needs[1] and is_float(lo) else None
-    ghi = sum_to(g * cast(greater(x, hi), dt), hi) if needs[2] and is_float(hi) else None
+    at_x, at_lo, at_hi = _clip_masks(x, lo, hi)
+    gx = sum_to(g * cast(at_x, dt), x) if needs[0] and is_float(x) else None
+    glo = sum_to(g * cast(at_lo, dt), lo) if needs[1] and is_float(lo) else None
+    ghi = sum_to(g * cast(at_hi, dt), hi) if needs[2] and is_float(hi) else None
     return [gx, glo, ghi]
 
 
@@ -406,12 +423,13 @@ def _clip_jvp(out, ts):
     x, lo, hi = out.inputs
     dt = out.dtype
     terms = []
+    at_x, at_lo, at_hi = _clip_masks(x, lo, hi)
     if ts[0] is not None:
-        terms.append(ts[0] * cast(logical_and(greater_equal(x, lo), less_equal(x, hi)), dt))
+        terms.append(ts[0] * cast(at_x, dt))
     if ts[1] is not None:
-        terms.append(ts[1] * cast(less(x, lo), dt))
+        terms.append(ts[1] * cast(at_lo, dt))
     if ts[2] is not None:
-        terms.append(ts[2] * cast(greater(x, hi), dt))
+        terms.append(ts[2] * cast(at_hi, dt))
     if not terms:
         return None
     total = terms[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ops.base import constant_var
+from ..ops.base import constant_var, same_runtime_shape
 from .facts import (const, is_value, known_finite, known_nonneg, known_positive, never_inf,
                     uniform)
 from .rewrite import RuleTable
@@ -45,6 +45,26 @@ def _fill(node, value):
 
 def _scalar(value, dtype):
     return constant_var(np.asarray(value, dtype=dtype))
+
+
+def _folded(value, dtype):
+    """A folded constant (c1 * c2, c1 + c2, 1 / c) as a scalar node, or None
+    when it does not survive in ``dtype`` the way the unfolded steps would:
+    a float that overflows to inf or falls below the normal range (x * inf
+    or x * 0 would then turn a finite result into NaN or inf), an integer
+    out of range."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return _scalar(value, dtype) if info.min <= value <= info.max else None
+    if dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            v = np.asarray(value, dtype=dtype)
+        if not np.isfinite(v) or (v != 0 and abs(v) < np.finfo(dtype).tiny) or \
+                (v == 0 and value != 0):
+            return None
+        return constant_var(v)
+    return _scalar(value, dtype)
 
 
 # -- identities of 0 and 1 -----------------------------------------------------
@@ -121,7 +141,8 @@ def div_pow2(n):
         return None
     m, _ = np.frexp(c)
     if abs(m) == 0.5:
-        return ops.multiply(a, _scalar(1.0 / c, n.dtype))
+        inv = _folded(1.0 / c, n.dtype)  # 1 / 2**-1070 overflows
+        return None if inv is None else ops.multiply(a, inv)
 
 
 @rule("power")
@@ -232,7 +253,8 @@ def neg_sub_x(n):
 def reduce_neg(n):
     """sum(-x) -> -sum(x) (negate the small result, not the large input)"""
     x = n.inputs[0]
-    if x.op.name == "negative":
+    # integers: negation wraps differently in the input and the sum's type
+    if x.op.name == "negative" and x.dtype.kind in "fc" and n.dtype == x.dtype:
         return ops.negative(type_of(n)(x.inputs[0], n.attrs[0], n.attrs[1]))
 
 
@@ -267,7 +289,8 @@ def add_self(n):
         return None
     c, x = _split_coeff(a)
     if c != 1 and _same(x, n):
-        return ops.multiply(_scalar(2 * c, n.dtype), x)
+        c2 = _folded(2 * c, n.dtype)  # 2 * 1e308 is inf
+        return None if c2 is None else ops.multiply(c2, x)
 
 
 @rule("multiply")
@@ -291,7 +314,8 @@ def add_scaled(n):
         total = ca + cb
         if total == 0:
             return _fill(n, 0) if known_finite(xa) else None
-        return ops.multiply(_scalar(total, n.dtype), xa)
+        c = _folded(total, n.dtype)
+        return None if c is None else ops.multiply(c, xa)
 
 
 @rule("subtract")
@@ -307,7 +331,8 @@ def sub_scaled(n):
         total = ca - cb
         if total == 0:
             return _fill(n, 0) if known_finite(xa) else None
-        return ops.multiply(_scalar(total, n.dtype), xa)
+        c = _folded(total, n.dtype)
+        return None if c is None else ops.multiply(c, xa)
 
 
 def _split_coeff(v):
@@ -335,7 +360,8 @@ def mul_consts(n):
         for c2, x in ((rest.inputs[0], rest.inputs[1]), (rest.inputs[1], rest.inputs[0])):
             u2 = uniform(c2)
             if u2 is not None and c2.ndim == 0 and _same(x, n):
-                return ops.multiply(_scalar(u * u2, n.dtype), x)
+                c12 = _folded(u * u2, n.dtype)
+                return None if c12 is None else ops.multiply(c12, x)
 
 
 @rule("add")
@@ -349,7 +375,8 @@ def add_consts(n):
         for c2, x in ((rest.inputs[0], rest.inputs[1]), (rest.inputs[1], rest.inputs[0])):
             u2 = uniform(c2)
             if u2 is not None and c2.ndim == 0 and _same(x, n):
-                return ops.add(_scalar(u + u2, n.dtype), x)
+                c12 = _folded(u + u2, n.dtype)
+                return None if c12 is None else ops.add(c12, x)
 
 
 @rule("multiply", "add", "subtract", "divide", "maximum", "minimum", "power")
@@ -421,10 +448,12 @@ def sqrt_square(n):
 def abs_idempotent(n):
     """abs(abs(x)) -> abs(x), abs(-x) -> abs(x), abs(square(x)) -> square(x)"""
     x = n.inputs[0]
-    if x.op.name in ("abs", "negative"):
-        return ops.abs(x.inputs[0]) if x.op.name == "negative" else x
-    if x.op.name in ("square", "exp", "sigmoid"):
+    if x.op.name == "abs":
         return x
+    if x.op.name == "negative" and x.dtype.kind != "u":  # -u wraps for unsigned u
+        return ops.abs(x.inputs[0])
+    if x.op.name in ("square", "exp", "sigmoid") and x.dtype.kind == "f":
+        return x  # never negative (an integer square may wrap)
 
 
 @rule("square")
@@ -507,7 +536,7 @@ def reduce_size_one(n):
 def where_same(n):
     """where(c, x, x) -> x"""
     c, a, b = n.inputs
-    if a is b and _same(a, n):
+    if a is b and _same(a, n) and same_runtime_shape(a, n):  # c may broadcast a
         return a
 
 

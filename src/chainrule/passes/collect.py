@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import ops
 from ..ir import make_node, topo_order
-from ..ops.base import constant_var
+from ..ops.base import constant_var, same_runtime_shape
 from .facts import inf_sources, known_finite, known_nonzero, known_positive, never_inf
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
@@ -241,9 +241,20 @@ def _collect(order, outputs, dry):
         return out
 
     def form_of(n):
+        """n's form, or None if it has none or a merged coefficient would not
+        survive in n's dtype (1e308 * x + 1e308 * x is not x * inf)."""
+        out = raw_form(n)
+        if out is not None and not _coefficients_fit(out, n.dtype):
+            return None
+        return out
+
+    def raw_form(n):
         name = n.op.name
         if name not in ARITH or n.dtype.kind != "f":
             return None
+        if None in n.shape and not all(same_runtime_shape(i, n) for i in n.inputs
+                                       if i.shape == n.shape):
+            return None  # (x + k) - k is not x when k broadcasts x at run time
         xs = [operand(i, n) for i in n.inputs]
         if name in ("add", "subtract"):
             out = xs[0].add(xs[1], 1 if name == "add" else -1)
@@ -293,6 +304,17 @@ def _collect(order, outputs, dry):
     if dry:
         return merges[0] > 0
     return [get(o) for o in outputs]
+
+
+def _coefficients_fit(p, dtype) -> bool:
+    """Every coefficient of ``p`` is zero or a normal number of ``dtype``."""
+    info = np.finfo(dtype)
+    tiny, big = float(info.tiny), float(info.max)
+    for c in p.terms.values():
+        a = abs(c)
+        if not (a == 0 or tiny <= a <= big):  # NaN fails both
+            return False
+    return True
 
 
 def _invert(p, node, as_atom, get):

@@ -35,7 +35,9 @@ def uniform(v: Var):
     value = None
     if 0 < c.size <= 1 << 20:
         first = c.reshape(-1)[0]
-        if c.size == 1 or bool(np.all(c == first)):
+        # == alone would call [0.0, -0.0] uniform: compare the signs too
+        if c.size == 1 or (bool(np.all(c == first)) and (
+                c.dtype.kind != "f" or bool(np.all(np.signbit(c) == np.signbit(first))))):
             value = first.item()
     _uniform_cache[v.id] = value
     return value
@@ -69,7 +71,13 @@ def known_finite(v: Var, depth: int = _DEPTH) -> bool:
     if v.dtype.kind in "biu":
         return True
     if name == "cast":
-        return v.inputs[0].dtype.kind in "biu"
+        src = v.inputs[0].dtype
+        if src.kind == "b":
+            return True
+        # an integer fits a float unless the float's range is smaller
+        # (70000 is inf in float16)
+        return src.kind in "iu" and (v.dtype.kind != "f" or
+                                     np.iinfo(src).max <= np.finfo(v.dtype).max)
     if name == "eye" or name == "full_like" or name == "count":
         return True
     if depth == 0 or name not in _FINITE_PRESERVING:

@@ -49,7 +49,7 @@ def log_one_plus(n):
 def log1p_exp(n):
     """log1p(exp(x)) -> softplus(x)"""
     x = n.inputs[0]
-    if x.op.name == "exp":
+    if x.op.name == "exp" and x.inputs[0].dtype == n.dtype:  # not from ints
         return ops.softplus(x.inputs[0])
 
 
@@ -75,4 +75,9 @@ def log_sum_exp(n):
     s = n.inputs[0]
     if s.op.name == "sum" and s.inputs[0].op.name == "exp":
         axes, keepdims = s.attrs
-        return ops.logsumexp(s.inputs[0].inputs[0], axes, keepdims)
+        x = s.inputs[0].inputs[0]
+        # not over an empty (or unknown, maybe empty) axis: log(0) is -inf
+        # where logsumexp's max would raise; not from ints
+        if x.dtype != n.dtype or any(x.shape[a] in (None, 0) for a in axes):
+            return None
+        return ops.logsumexp(x, axes, keepdims)

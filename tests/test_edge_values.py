@@ -1,0 +1,142 @@
+"""Regressions from a bug hunt: values at the edges of the float range,
+integer wrap-around, signed zeros and unknown dims that broadcast at run
+time. Each expected value is plain NumPy on the same inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+
+
+def _both(expr, feed):
+    """The optimized graph on the interpreter and the compiled function."""
+    opt = cr.evaluate(cr.optimize(expr), feed)
+    inputs = list(cr.inputs_of(expr).values())
+    f = cr.function(inputs, expr)
+    return opt, f(**{v.name: feed[v.name] for v in inputs})
+
+
+x = cr.placeholder("x")
+
+
+@pytest.mark.parametrize("expr,value,want", [
+    (1e200 * (1e200 * x), 0.0, 0.0),                 # not x * inf
+    (1e200 * (1e200 * x), 1e-300, 1e100),
+    ((1e308 * x) + (1e308 * x), 1e-10, 2e298),       # not x * inf
+    (1e308 + (1e308 + x), -1e308, 1e308),            # not x + inf
+    (x / 5e-324, 0.0, 0.0),                          # 1 / 5e-324 overflows
+    (x / 1e-308 + x / 1e-308, 0.0, 0.0),             # collect: not x * inf
+])
+def test_folded_constants_that_would_overflow_are_not_folded(expr, value, want):
+    for got in _both(expr, {"x": value}):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_float16_division_by_a_tiny_power_of_two():
+    h = cr.placeholder("h", (1,), "float16")
+    e = h / np.float16(2.0 ** -16)                   # 1 / c = 65536 > float16 max
+    want = np.array([1e-3], np.float16) / np.float16(2.0 ** -16)
+    for got in _both(e, {"h": np.array([1e-3], np.float16)}):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_integer_coefficients_out_of_range_do_not_crash():
+    i = cr.placeholder("i", (), "int64")
+    with np.errstate(over="ignore"):  # the wrap-around is the point
+        for e in ((i * 2 ** 40) * 2 ** 40, (i + 2 ** 62) + 2 ** 62):
+            want = cr.evaluate(e, {"i": 3})
+            for got in _both(e, {"i": 3}):
+                assert got == want
+
+
+def test_constant_with_both_zeros_keeps_their_signs():
+    v = cr.placeholder("v", (2,))
+    e = v / cr.constant([0.0, -0.0])
+    want = np.array([np.inf, -np.inf])
+    with np.errstate(divide="ignore"):
+        for got in _both(e, {"v": np.ones(2)}):
+            np.testing.assert_array_equal(got, want)
+        f = cr.function([v], e, optimize=False)  # the constant as generated code
+        np.testing.assert_array_equal(f(np.ones(2)), want)
+
+
+def test_int_to_float16_cast_is_not_known_finite():
+    i = cr.placeholder("i", (), "int64")
+    h = cr.cast(i, "float16")                        # 70000 is inf in float16
+    with np.errstate(all="ignore"):
+        for e in (h - h, h * np.float16(0)):
+            for got in _both(e, {"i": 70000}):
+                assert np.isnan(got)
+
+
+@pytest.mark.parametrize("dtype,values", [("int8", [-128, -1]), ("uint8", [1, 2]),
+                                          ("int64", [np.iinfo(np.int64).min, 1])])
+def test_sum_of_negated_integers(dtype, values):
+    p = cr.placeholder("p", (2,), dtype)
+    a = np.array(values, dtype)
+    with np.errstate(all="ignore"):
+        for e, want in ((cr.sum(-p), np.sum(-a)), (cr.mean(-p), np.mean(-a))):
+            for got in _both(e, {"p": a}):
+                assert got == want and got.dtype == want.dtype
+
+
+def test_abs_of_negated_unsigned():
+    u = cr.placeholder("u", (2,), "uint8")
+    a = np.array([1, 2], "uint8")
+    for got in _both(cr.abs(-u), {"u": a}):
+        np.testing.assert_array_equal(got, np.abs(-a))
+
+
+def test_stabilising_rules_leave_integer_and_empty_inputs_alone():
+    k = cr.placeholder("k", (), "int16")
+    e = cr.log1p(cr.exp(k))                          # float32 from int16: no softplus
+    for got in _both(e, {"k": np.int16(1)}):
+        np.testing.assert_allclose(got, np.log1p(np.exp(np.int16(1))), rtol=1e-6)
+    z = cr.placeholder("z", (0,))
+    with np.errstate(divide="ignore"):               # log(0) = -inf, on purpose
+        for got in _both(cr.log(cr.sum(cr.exp(z))), {"z": np.zeros(0)}):
+            assert got == -np.inf                    # logsumexp of nothing would raise
+
+
+# -- unknown dims that broadcast at run time ------------------------------------
+
+def test_forward_mode_broadcasts_tangents_of_unknown_dims():
+    a, b, t = (cr.placeholder(n, (None,)) for n in "abt")
+    feed = {"a": np.array([1.0]), "b": np.array([1.0, 2.0, 3.0]), "t": np.array([1.0])}
+    np.testing.assert_array_equal(cr.evaluate(cr.jvp(a + b, a, t), feed), [1.0, 1.0, 1.0])
+    assert cr.evaluate(cr.jvp(cr.sum(a + b), a, t), feed) == 3.0
+    cost = cr.square(cr.sum(a + b))                  # d2/da2 = 2 * 3 * 3 = 18
+    np.testing.assert_allclose(cr.evaluate(cr.hvp(cost, a, t), feed), [18.0])
+    c = cr.placeholder("c", (None,), "bool")
+    got = cr.evaluate(cr.jvp(cr.where(c, a, b), a, t), {"c": np.array([True]), **feed})
+    np.testing.assert_array_equal(got, [1.0, 1.0, 1.0])
+
+
+def test_optimizer_keeps_run_time_broadcasting_of_unknown_dims():
+    v = cr.placeholder("v", (None,))
+    k = cr.placeholder("k", (None,), "int64")
+    c = cr.placeholder("c", (None,), "bool")
+    kf = cr.cast(k, "float64")
+    args = (np.array([5.0]), np.array([1, 2, 3]), np.array([True, False, True]))
+    for e in (cr.where(c, v, v), (v + kf) - kf):
+        for optimize in (True, False):
+            f = cr.function([v, k, c], e, optimize=optimize)
+            np.testing.assert_array_equal(f(*args), [5.0, 5.0, 5.0])
+
+
+def test_clip_gradient_with_crossed_bounds():
+    """np.clip gives a_max everywhere when a_min > a_max: so does the gradient."""
+    s, lo, hi = cr.placeholder("s"), cr.placeholder("lo"), cr.placeholder("hi")
+    out = cr.clip(s, lo, hi)
+    grads = cr.grad(out, [s, lo, hi])
+    for sv in (-5.0, 0.0, 5.0):
+        feed = {"s": sv, "lo": 1.0, "hi": -1.0}
+        assert cr.evaluate(out, feed) == -1.0
+        np.testing.assert_array_equal([float(g) for g in cr.evaluate(grads, feed)], [0, 0, 1])
+        tangent = cr.evaluate(cr.jvp(out, [s, lo, hi], [1.0, 10.0, 100.0]), feed)
+        assert tangent == 100.0
+    # ordered bounds keep the usual masks (x on ties)
+    feed = {"s": 1.0, "lo": 1.0, "hi": 2.0}
+    np.testing.assert_array_equal([float(g) for g in cr.evaluate(grads, feed)], [1, 0, 0])
