@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import chainrule as cr
+
+# Property tests draw the same examples on every run (a fixed seed): a run
+# is reproducible, and CI cannot fail on a draw no earlier run saw. Widen
+# the search by hand with `HYPOTHESIS_PROFILE=explore python -m pytest`
+# (known: comparisons of values a rewrite makes exact, x <= log(exp(x)),
+# can then flip, which the value check counts as a difference).
+settings.register_profile("fixed", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 BACKENDS = ("interpreter", "numpy")
 

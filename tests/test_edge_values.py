@@ -140,3 +140,21 @@ def test_clip_gradient_with_crossed_bounds():
     # ordered bounds keep the usual masks (x on ties)
     feed = {"s": 1.0, "lo": 1.0, "hi": 2.0}
     np.testing.assert_array_equal([float(g) for g in cr.evaluate(grads, feed)], [1, 0, 0])
+
+
+def test_derivative_of_x_to_the_zero_is_zero_at_zero():
+    s = cr.placeholder("s")
+    assert cr.evaluate(cr.grad(s ** 0.0, s), {"s": 0.0}) == 0.0
+    assert cr.evaluate(cr.jvp(s ** 0.0, s, 1.0), {"s": 0.0}) == 0.0
+    assert cr.evaluate(cr.grad(s ** 2.0, s), {"s": 3.0}) == 6.0  # the usual rule
+
+
+def test_bad_shape_arguments_fail_when_the_node_is_built():
+    v = cr.placeholder("v", (3,))
+    with pytest.raises(cr.ShapeError, match="sizes must be >= 0"):
+        v.reshape(-3, -1)
+    with pytest.raises(cr.ShapeError, match="repeated axis"):
+        cr.expand_dims(v, (0, 0))
+    u = cr.placeholder("u", (2,), "uint8")
+    with pytest.raises(cr.DTypeError, match="300 does not fit in uint8"):
+        u + 300

@@ -40,7 +40,12 @@ def describe(v: Var) -> str:
 # -- constants and lifting ---------------------------------------------------
 
 def constant_var(value, dtype=None, name=None) -> Var:
-    arr = np.asarray(value, dtype=dtype)
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except OverflowError:  # NumPy 2: a Python int does not fit the dtype
+        raise DTypeError(
+            f"constant: {value!r} does not fit in {np.dtype(dtype)} (the dtype of the "
+            f"array it meets); use a wider dtype or a value in range") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise DTypeError(
             f"constant: cannot make a chainrule constant of dtype {arr.dtype}; "

@@ -176,9 +176,10 @@ def negative(x):
 def _binary_vjp(px, py):
     def vjp(out, g, needs):
         x, y = out.inputs
-        gx = sum_to(px(g, x, y, out), x) if needs[0] and is_float(x) and px else None
-        gy = sum_to(py(g, x, y, out), y) if needs[1] and is_float(y) and py else None
-        return [gx, gy]
+        tx = px(g, x, y, out) if needs[0] and is_float(x) and px else None
+        ty = py(g, x, y, out) if needs[1] and is_float(y) and py else None
+        # a partial may be a symbolic zero (None)
+        return [None if tx is None else sum_to(tx, x), None if ty is None else sum_to(ty, y)]
     return vjp
 
 
@@ -193,6 +194,7 @@ def _binary_jvp(px, py):
             terms.append(px(tx, x, y, out))
         if ty is not None and py:
             terms.append(py(ty, x, y, out))
+        terms = [t for t in terms if t is not None]  # symbolic zeros
         if not terms:
             return None
         total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
@@ -235,7 +237,15 @@ _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
               lambda g, x, y, o: -(g * o) / y, lambda a, x, y: f"{x} / {y}")
 # d/dx x**y = y * x**(y-1): finite for negative x with a constant exponent,
 # never taken through log(x).
-_pow = binary("power", np.power, lambda g, x, y, o: g * (y * x ** (y - 1)),
+def _pow_dx(g, x, y, o):
+    # x ** 0 is 1 everywhere: its derivative is exactly 0, also at x = 0
+    # (where 0 * 0 ** -1 would be NaN)
+    if y.op.name == "constant" and not np.any(y._const):
+        return None
+    return g * (y * x ** (y - 1))
+
+
+_pow = binary("power", np.power, _pow_dx,
               lambda g, x, y, o: g * (o * log(x)), lambda a, x, y: f"{x} ** {y}",
               flops=10.0,
               # NumPy refuses integers to negative integer powers

@@ -21,6 +21,9 @@ def _reshape_infer(attrs, x):
     (shape,) = attrs
     if sum(d == -1 for d in shape) > 1:
         raise ShapeError(f"reshape: can only infer one dimension (-1) in {shape}")
+    if any(d < -1 for d in shape):
+        raise ShapeError(f"reshape: sizes must be >= 0 (or -1 for one inferred "
+                         f"size); got {shape}")
     if not shape_known(x.shape):
         if -1 in shape:
             return tuple(None if d == -1 else d for d in shape), x.dtype
@@ -152,6 +155,9 @@ def expand_dims(a, axis):
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     n = a.ndim + len(axes)
     axes = tuple(sorted(normalize_axis("expand_dims", a, ax, n) for ax in axes))
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"expand_dims: repeated axis in {axis!r} for {a.label()} "
+                         f"(each new axis once)")
     if not axes:
         return a
     return apply(_expand_dims_op, (a,), (axes,))
