@@ -158,3 +158,11 @@ def test_bad_shape_arguments_fail_when_the_node_is_built():
     u = cr.placeholder("u", (2,), "uint8")
     with pytest.raises(cr.DTypeError, match="300 does not fit in uint8"):
         u + 300
+
+
+def test_axis_and_contraction_arguments_are_checked_at_build():
+    m = cr.placeholder("m", (3, 3))
+    with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
+        cr.sum(m, axis=0.0)
+    with pytest.raises(cr.ShapeError, match="repeated axis"):
+        cr.tensordot(m, m, ([0, 0], [0, 1]))

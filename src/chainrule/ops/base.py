@@ -180,6 +180,9 @@ def normalize_axes(opname: str, v: Var, axis) -> tuple:
         return tuple(range(v.ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
+    if not isinstance(axis, (tuple, list)):
+        raise TypeError(f"{opname}: axis must be None, an int or a tuple of ints, "
+                        f"got {axis!r}")
     axes = tuple(sorted(normalize_axis(opname, v, a) for a in axis))
     if len(set(axes)) != len(axes):
         raise ShapeError(f"{opname}: repeated axis in {axis!r}")

@@ -181,6 +181,10 @@ def tensordot(a, b, axes=2):
                              f"pair with {len(ax_b)} axes of {describe(b)}")
         ax_a = tuple(normalize_axis("tensordot", a, i) for i in ax_a)
         ax_b = tuple(normalize_axis("tensordot", b, j) for j in ax_b)
+        for ax, v in ((ax_a, a), (ax_b, b)):
+            if len(set(ax)) != len(ax):
+                raise ShapeError(f"tensordot: repeated axis in {ax} for {describe(v)} "
+                                 f"(each axis can be contracted once)")
     return apply(_tensordot_op, (a, b), (ax_a, ax_b))
 
 
