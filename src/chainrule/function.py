@@ -67,8 +67,9 @@ class InputSpec:
         # 1e300 as float32 is inf: say so rather than compute with it
         with np.errstate(over="ignore"):
             out = arr.astype(self.dtype)
-        if out.size and np.isinf(out).any() and (np.isinf(out) & np.isfinite(arr)).any():
-            big = np.abs(arr[np.isinf(out) & np.isfinite(arr)]).max()
+        overflowed = np.isinf(out) & np.isfinite(arr)
+        if overflowed.any():
+            big = np.abs(arr[overflowed]).max()
             raise InputError(
                 f"input {self.name!r}: a value of magnitude {big:g} does not fit in "
                 f"{self.dtype} (largest {np.finfo(self.dtype).max:g}); scale the data or "

@@ -49,9 +49,11 @@ def capable(node) -> bool:
 class BufferPlan:
     def __init__(self, order, keep_ids, updates, check_finite=False):
         self.last = {}
+        self.uses = {}  # node id -> how many operand slots read it
         for i, node in enumerate(order):
             for inp in node.inputs:
                 self.last[inp.id] = i
+                self.uses[inp.id] = self.uses.get(inp.id, 0) + 1
         for k in keep_ids:
             self.last[k] = _NEVER
         self.buf = {}       # node id -> buffer key
@@ -135,6 +137,11 @@ class BufferPlan:
         if not node.is_leaf:
             self.local.add(b)
         return None
+
+    def sole_use(self, node) -> bool:
+        """Is node read by exactly one operand slot, and not kept (an output
+        or a new parameter value)?"""
+        return self.uses.get(node.id) == 1 and self.last[node.id] != _NEVER
 
     def forget_demand(self, *nodes):
         """These nodes will be emitted without a buffer of their own (fused

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ChainruleError
+
 BLAS_CHOICES = (None, "scipy")
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -52,7 +54,6 @@ def _gemm_update(c, a, b, alpha):
 
 def check_choice(blas):
     """Raise a clear error when ``blas`` is not one of the choices."""
-    from ..errors import ChainruleError
     if blas not in BLAS_CHOICES:
         raise ChainruleError(f"function: blas={blas!r} is not a choice; use None "
                              f"(NumPy only) or 'scipy'")
@@ -60,7 +61,6 @@ def check_choice(blas):
 
 def check_available(blas):
     """Raise a clear error when ``blas`` is not a choice or SciPy is missing."""
-    from ..errors import ChainruleError
     check_choice(blas)
     if blas == "scipy":
         try:
@@ -80,11 +80,7 @@ def _next_op(order, i):
     return i if i < len(order) else None
 
 
-def _sole_use(node, uses, keep) -> bool:
-    return uses.get(node.id) == 1 and node.id not in keep
-
-
-def fusable_update(order, i, plan, uses, keep):
+def fusable_update(order, i, plan):
     """If the matmul ``M`` at ``order[i]`` feeds only a parameter update
     ``p - M``, ``p - c * M`` or ``p + ...`` (``c`` a float scalar: a constant
     or a value known at run time; each step the next statement), which the
@@ -92,7 +88,7 @@ def fusable_update(order, i, plan, uses, keep):
     update node, (buffer, name), (sign, c))``.
     """
     m = order[i]
-    if m.op.name != "matmul" or plan is None or not _sole_use(m, uses, keep):
+    if m.op.name != "matmul" or not plan.sole_use(m):
         return None
     a, b = m.inputs
     if a.ndim != 2 or b.ndim != 2 or m.dtype not in _FLOATS or not a.dtype == b.dtype == m.dtype:
@@ -101,7 +97,7 @@ def fusable_update(order, i, plan, uses, keep):
     if j is None:
         return None
     nxt, prev, scale, replaced = order[j], m, 1.0, []
-    if nxt.op.name == "multiply" and m in nxt.inputs and _sole_use(nxt, uses, keep):
+    if nxt.op.name == "multiply" and m in nxt.inputs and plan.sole_use(nxt):
         c = nxt.inputs[1] if nxt.inputs[0] is m else nxt.inputs[0]
         if c.ndim != 0 or c.dtype.kind != "f" or nxt.dtype != m.dtype:
             return None

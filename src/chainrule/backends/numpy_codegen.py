@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from ..errors import NonFiniteError
-from ..ops.base import dtype_expr
+from ..ops.base import dtype_expr, uniform_entry
 from .buffers import BufferPlan
 from .gemm import HELPER as GEMM_HELPER
 from .gemm import alpha_code, check_available, fusable_update
@@ -86,9 +86,9 @@ def array_literal(value: np.ndarray) -> str:
     if value.ndim == 0:
         return f"{dt}({_scalar_literal(value)})"
     flat = value.reshape(-1)
-    if flat.size and bool(np.all(flat == flat[0])) and (  # NaN is never uniform here
-            value.dtype.kind != "f" or bool(np.all(np.signbit(flat) == np.signbit(flat[0])))):
-        return f"np.full({value.shape}, {_scalar_literal(flat[0])}, dtype={dt})"
+    first = uniform_entry(value)
+    if first is not None:
+        return f"np.full({value.shape}, {_scalar_literal(first)}, dtype={dt})"
     if value.size <= 64:
         items = [_scalar_literal(np.asarray(v)) for v in flat]
         return f"np.array([{', '.join(items)}], dtype={dt}).reshape({value.shape})"
@@ -157,19 +157,15 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     plan = BufferPlan(order, keep, prog.updates, check_finite) \
         if pool is None and reuse else None
     body_nodes = []
-    uses = {}
-    if blas and plan is not None and not check_finite:
-        for node in order:
-            for inp in node.inputs:
-                uses[inp.id] = uses.get(inp.id, 0) + 1
+    fuse = bool(blas) and plan is not None and not check_finite
     fused_away = set()  # ids of nodes emitted with a fused gemm before them
     for i, node in enumerate(order):
         if plan is not None:
             plan.at(i)
         stale = None
         fused = None
-        if uses and node.op.name == "matmul":
-            fused = fusable_update(order, i, plan, uses, keep)
+        if fuse and node.op.name == "matmul":
+            fused = fusable_update(order, i, plan)
         if node.id in fused_away:
             pass
         elif fused is not None:

@@ -94,6 +94,20 @@ def const_value(v: Var):
     return v._const if v.op.name == "constant" else None
 
 
+def uniform_entry(arr: np.ndarray):
+    """The first entry of a non-empty array whose entries are all equal, as
+    a NumPy scalar, else None. Signs of zero count ([0.0, -0.0] is not
+    uniform) and NaN never equals itself."""
+    flat = arr.reshape(-1)
+    if not flat.size:
+        return None
+    first = flat[0]
+    if flat.size > 1 and not (bool(np.all(flat == first)) and (
+            arr.dtype.kind != "f" or bool(np.all(np.signbit(flat) == np.signbit(first))))):
+        return None
+    return first
+
+
 def is_const_scalar(v: Var, x) -> bool:
     """True if ``v`` is a constant whose every entry equals ``x``."""
     if v.op.name != "constant":

@@ -240,7 +240,7 @@ _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
 def _pow_dx(g, x, y, o):
     # x ** 0 is 1 everywhere: its derivative is exactly 0, also at x = 0
     # (where 0 * 0 ** -1 would be NaN)
-    if y.op.name == "constant" and not np.any(y._const):
+    if is_const_scalar(y, 0):
         return None
     return g * (y * x ** (y - 1))
 

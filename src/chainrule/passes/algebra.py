@@ -12,8 +12,8 @@ import numpy as np
 
 from .. import ops
 from ..ops.base import constant_var, same_runtime_shape
-from .facts import (const, is_value, known_finite, known_nonneg, known_positive, never_inf,
-                    uniform)
+from .facts import (const, fits_float, is_value, known_finite, known_nonneg, known_positive,
+                    never_inf, uniform)
 from .rewrite import RuleTable
 
 ALGEBRA = RuleTable("algebra")
@@ -57,13 +57,8 @@ def _folded(value, dtype):
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return _scalar(value, dtype) if info.min <= value <= info.max else None
-    if dtype.kind == "f":
-        with np.errstate(all="ignore"):
-            v = np.asarray(value, dtype=dtype)
-        if not np.isfinite(v) or (v != 0 and abs(v) < np.finfo(dtype).tiny) or \
-                (v == 0 and value != 0):
-            return None
-        return constant_var(v)
+    if dtype.kind == "f" and not fits_float(value, dtype):
+        return None
     return _scalar(value, dtype)
 
 

@@ -35,7 +35,8 @@ import numpy as np
 from .. import ops
 from ..ir import make_node, topo_order
 from ..ops.base import constant_var, same_runtime_shape
-from .facts import inf_sources, known_finite, known_nonzero, known_positive, never_inf
+from .facts import (fits_float, inf_sources, known_finite, known_nonzero, known_positive,
+                    never_inf)
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
 MAX_TERMS = 24        # a form larger than this stays an atom for its users
@@ -244,7 +245,7 @@ def _collect(order, outputs, dry):
         """n's form, or None if it has none or a merged coefficient would not
         survive in n's dtype (1e308 * x + 1e308 * x is not x * inf)."""
         out = raw_form(n)
-        if out is not None and not _coefficients_fit(out, n.dtype):
+        if out is not None and not all(fits_float(c, n.dtype) for c in out.terms.values()):
             return None
         return out
 
@@ -304,17 +305,6 @@ def _collect(order, outputs, dry):
     if dry:
         return merges[0] > 0
     return [get(o) for o in outputs]
-
-
-def _coefficients_fit(p, dtype) -> bool:
-    """Every coefficient of ``p`` is zero or a normal number of ``dtype``."""
-    info = np.finfo(dtype)
-    tiny, big = float(info.tiny), float(info.max)
-    for c in p.terms.values():
-        a = abs(c)
-        if not (a == 0 or tiny <= a <= big):  # NaN fails both
-            return False
-    return True
 
 
 def _invert(p, node, as_atom, get):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Var
+from ..ops.base import uniform_entry
 
 _DEPTH = 6
 
@@ -34,13 +35,21 @@ def uniform(v: Var):
     c = v._const
     value = None
     if 0 < c.size <= 1 << 20:
-        first = c.reshape(-1)[0]
-        # == alone would call [0.0, -0.0] uniform: compare the signs too
-        if c.size == 1 or (bool(np.all(c == first)) and (
-                c.dtype.kind != "f" or bool(np.all(np.signbit(c) == np.signbit(first))))):
+        first = uniform_entry(c)
+        if first is not None:
             value = first.item()
     _uniform_cache[v.id] = value
     return value
+
+
+def fits_float(value, dtype) -> bool:
+    """Is ``value`` zero or a normal number of the float ``dtype`` (neither
+    overflowing to inf nor falling below its normal range)? A constant
+    folded from others must pass this to replace them: x * inf or x * 0
+    would turn a finite result into NaN or inf."""
+    info = np.finfo(dtype)
+    a = abs(value)
+    return a == 0 or float(info.tiny) <= a <= float(info.max)  # NaN fails both
 
 
 def is_value(v: Var, x) -> bool:
