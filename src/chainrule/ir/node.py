@@ -28,7 +28,24 @@ _last_id = [-1]
 def next_id() -> int:
     """The id the next new node will get (nodes made later have larger ids)."""
     return _last_id[0] + 1
-_table: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
+# Op nodes: key -> weak reference to the node. A plain dict of C-level
+# weakrefs costs a fraction of a WeakValueDictionary's Python-level entries
+# (a tenth of building a large derivative graph); entries of dead nodes are
+# swept whenever the table has doubled since the last sweep, so it stays
+# within twice the live nodes (amortised O(1) per node). Constants keep a
+# WeakValueDictionary: their keys hold the value's bytes, which must go with
+# the constant.
+_table: dict = {}
+_sweep_at = [4096]
+_constants: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
+_ref = weakref.ref
+
+
+def _sweep():
+    dead = [k for k, r in _table.items() if r() is None]
+    for k in dead:
+        del _table[k]
+    _sweep_at[0] = max(4096, 2 * len(_table))
 
 
 class Var:
@@ -113,16 +130,20 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
     if op.commutative and len(inputs) == 2 and \
             (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
         inputs = (inputs[1], inputs[0])
-    key = (op.name, attrs, tuple(v.id for v in inputs))
-    node = _table.get(key)
-    if node is not None:
-        if name and node._name is None:
-            node._name = name
-        return node
+    key = (op.name, attrs, tuple([v.id for v in inputs]))
+    ref = _table.get(key)
+    if ref is not None:
+        node = ref()
+        if node is not None:
+            if name and node._name is None:
+                node._name = name
+            return node
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
     node.skey = _structural_key(op, attrs, inputs)
-    _table[key] = node
+    _table[key] = _ref(node)
+    if len(_table) >= _sweep_at[0]:
+        _sweep()
     return node
 
 
@@ -130,7 +151,7 @@ def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
     value = np.array(value)  # a private, contiguous copy
     value.setflags(write=False)
     key = ("constant", value.dtype.str, value.shape, value.tobytes())
-    node = _table.get(key)
+    node = _constants.get(key)
     if node is not None:
         if name and node._name is None:
             node._name = name
@@ -138,7 +159,7 @@ def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
     node = Var(op, (), (), value.shape, value.dtype, name)
     node.skey = zlib.crc32(key[1].encode() + repr(key[2]).encode() + key[3])
     node._const = value
-    _table[key] = node
+    _constants[key] = node
     return node
 
 

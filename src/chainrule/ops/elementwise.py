@@ -23,9 +23,10 @@ def apply(op: Op, inputs, attrs=()):
     """Build ``op(*inputs)``, folding it to a constant when every input is a
     small constant (so derivative graphs do not carry ``2 - 1`` around)."""
     node = make_node(op, inputs, attrs)
-    if node.op is op and inputs and all(i.op.name == "constant" for i in inputs) \
-            and all(i._const.size <= _FOLD_MAX for i in inputs) and \
-            (node.op.name != "constant"):
+    for i in inputs:  # (a loop: this runs for every node built)
+        if i._const is None or i._const.size > _FOLD_MAX:
+            return node
+    if node.op is op and inputs:
         with np.errstate(all="ignore"):
             val = op.impl(attrs, *[i._const for i in inputs])
         val = np.asarray(val)

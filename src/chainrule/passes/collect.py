@@ -35,7 +35,7 @@ import numpy as np
 from .. import ops
 from ..ir import make_node, topo_order
 from ..ops.base import constant_var, same_runtime_shape
-from .facts import (fits_float, inf_sources, known_finite, known_nonzero, known_positive,
+from .facts import (all_fit, inf_sources, known_finite, known_nonzero, known_positive,
                     never_inf)
 
 ARITH = {"add", "subtract", "negative", "multiply", "divide", "square", "power"}
@@ -190,9 +190,10 @@ def _collect(order, outputs, dry):
 
     def operand(i, root):
         """The form of input ``i`` as seen from ``root``."""
-        c = _scalar_const(i)
-        if c is not None:
-            return _Poly.const(_coeff(c))
+        if i._const is not None:
+            c = _scalar_const(i)
+            if c is not None:
+                return _Poly.const(_coeff(c))
         f = forms.get(i.id)
         if f is not None and len(f) <= MAX_TERMS and i.dtype == root.dtype and (
                 users.get(i.id, 0) <= 1 or f.n_atoms() <= SHARED_ATOMS) and (
@@ -245,7 +246,7 @@ def _collect(order, outputs, dry):
         """n's form, or None if it has none or a merged coefficient would not
         survive in n's dtype (1e308 * x + 1e308 * x is not x * inf)."""
         out = raw_form(n)
-        if out is not None and not all(fits_float(c, n.dtype) for c in out.terms.values()):
+        if out is not None and not all_fit(out.terms.values(), n.dtype):
             return None
         return out
 

@@ -47,9 +47,29 @@ def fits_float(value, dtype) -> bool:
     overflowing to inf nor falling below its normal range)? A constant
     folded from others must pass this to replace them: x * inf or x * 0
     would turn a finite result into NaN or inf."""
-    info = np.finfo(dtype)
-    a = abs(value)
-    return a == 0 or float(info.tiny) <= a <= float(info.max)  # NaN fails both
+    return all_fit((value,), dtype)
+
+
+def all_fit(values, dtype) -> bool:
+    """:func:`fits_float` for every one of ``values``."""
+    tiny, big = _normal_range(dtype)
+    for value in values:
+        a = abs(value)
+        if a != 0 and not tiny <= a <= big:  # NaN fails both
+            return False
+    return True
+
+
+_ranges: dict = {}
+
+
+def _normal_range(dtype) -> tuple:
+    """(smallest normal, largest finite) of a float dtype, as Python floats."""
+    r = _ranges.get(dtype)
+    if r is None:
+        info = np.finfo(dtype)
+        r = _ranges[dtype] = (float(info.tiny), float(info.max))
+    return r
 
 
 def is_value(v: Var, x) -> bool:

@@ -86,8 +86,8 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                     if inp.id not in memo:
                         stack.append((inp, 0))
                 continue
-            new_inputs = tuple(memo[i.id] for i in node.inputs)
-            if any(a is not b for a, b in zip(new_inputs, node.inputs)):
+            new_inputs = tuple([memo[i.id] for i in node.inputs])
+            if new_inputs != node.inputs:  # Vars compare by identity
                 cur = make_node(node.op, new_inputs, node.attrs)
                 if cur.id in memo:
                     memo[node.id] = _named(memo[cur.id], node)
