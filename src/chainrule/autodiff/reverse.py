@@ -49,10 +49,10 @@ def backprop(outputs, cotangents, wrt, order=None):
         g = _total(contribs)
         if node.id in wanted:
             final[node.id] = g
-        if not node.inputs or not is_float(node):
+        if not node.inputs or node.dtype.kind != "f":
             continue
-        needs = [i.id in live and is_float(i) for i in node.inputs]
-        if not any(needs):
+        needs = [i.id in live and i.dtype.kind == "f" for i in node.inputs]
+        if True not in needs:
             continue
         if not node.op.differentiable:
             raise NotDifferentiableError(

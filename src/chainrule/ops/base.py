@@ -147,8 +147,12 @@ def broadcast_shapes(opname: str, *operands) -> tuple:
     """
     shapes = [v.shape if isinstance(v, Var) else v[1] for v in operands]
     first = shapes[0]
-    if all(sh == first for sh in shapes) and None not in first:
-        return first  # the common case, kept cheap: it runs for every node
+    if None not in first:  # the common case, kept cheap: it runs for every node
+        for sh in shapes:
+            if sh != first:
+                break
+        else:
+            return first
     ndim = max(len(shape) for shape in shapes)
     out = []
     for k in range(-ndim, 0):
@@ -227,7 +231,7 @@ def _probe(fn, dtypes):
 def probe_dtype(opname: str, fn, *vars_: Var) -> np.dtype:
     """The dtype NumPy gives ``fn`` on these operand dtypes."""
     try:
-        return _probe(fn, tuple(v.dtype for v in vars_))
+        return _probe(fn, tuple([v.dtype for v in vars_]))
     except Exception:
         names = ", ".join(f"{v.label()} ({v.dtype})" for v in vars_)
         raise DTypeError(f"{opname}: not defined for operands {names}") from None
