@@ -64,7 +64,7 @@ def _folded(value, dtype):
 
 # -- identities of 0 and 1 -----------------------------------------------------
 
-@rule("add")
+@rule("add", const=True)
 def add_zero(n):
     """x + 0 -> x"""
     a, b = n.inputs
@@ -74,7 +74,7 @@ def add_zero(n):
         return b
 
 
-@rule("subtract")
+@rule("subtract", const=True)
 def sub_zero(n):
     """x - 0 -> x"""
     a, b = n.inputs
@@ -82,7 +82,7 @@ def sub_zero(n):
         return a
 
 
-@rule("subtract")
+@rule("subtract", const=True)
 def zero_sub(n):
     """0 - x -> -x"""
     a, b = n.inputs
@@ -90,7 +90,7 @@ def zero_sub(n):
         return ops.negative(b)
 
 
-@rule("multiply")
+@rule("multiply", const=True)
 def mul_one(n):
     """x * 1 -> x"""
     a, b = n.inputs
@@ -100,7 +100,7 @@ def mul_one(n):
         return b
 
 
-@rule("multiply")
+@rule("multiply", const=True)
 def mul_minus_one(n):
     """x * -1 -> -x"""
     a, b = n.inputs
@@ -110,7 +110,7 @@ def mul_minus_one(n):
         return ops.negative(b)
 
 
-@rule("multiply")
+@rule("multiply", const=True)
 def mul_zero(n):
     """x * 0 -> 0, only when x is known finite (inf * 0 is NaN)"""
     a, b = n.inputs
@@ -344,7 +344,7 @@ def _split_coeff(v):
     return 1, v
 
 
-@rule("multiply")
+@rule("multiply", const=True)
 def mul_consts(n):
     """c1 * (c2 * x) -> (c1 * c2) * x"""
     a, b = n.inputs
@@ -359,7 +359,7 @@ def mul_consts(n):
                 return None if c12 is None else ops.multiply(c12, x)
 
 
-@rule("add")
+@rule("add", const=True)
 def add_consts(n):
     """c1 + (c2 + x) -> (c1 + c2) + x"""
     a, b = n.inputs
@@ -374,7 +374,8 @@ def add_consts(n):
                 return None if c12 is None else ops.add(c12, x)
 
 
-@rule("multiply", "add", "subtract", "divide", "maximum", "minimum", "power")
+@rule("multiply", "add", "subtract", "divide", "maximum", "minimum", "power",
+      const=True)
 def shrink_uniform_const(n):
     """x * full(shape, c) -> x * c when x alone already has the result's
     shape (mul by a broadcast constant)"""
@@ -574,7 +575,7 @@ def _numel(v):
     return size
 
 
-@rule("multiply")
+@rule("multiply", const=True)
 def scale_before_matmul(n):
     """c * (a @ b) -> a @ (c * b) (or (c * a) @ b): scale the smaller
     operand, not the larger product"""

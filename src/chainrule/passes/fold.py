@@ -16,7 +16,7 @@ FOLD_MAX = 4096   # elements; larger results are folded only when uniform
 _NEVER = {"eye", "full_like"}  # cheaper to make at run time than to store
 
 
-@FOLDING.rule("*")
+@FOLDING.rule("*", const=True)
 def fold_constants(n):
     """op(constants) -> constant"""
     if n.op.name in _NEVER or not n.inputs or any(i.op.name != "constant" for i in n.inputs):

@@ -27,6 +27,8 @@ class Rule:
     op: str          # the op at the root of the pattern ("*" for any op)
     fn: Callable     # node -> replacement Var or None
     doc: str = ""
+    const: bool = False  # fires only when some operand is a constant (then
+    #                      the engine does not call it on other nodes)
 
 
 class RuleTable:
@@ -37,11 +39,13 @@ class RuleTable:
         self.rules: list[Rule] = []
         self.by_op: dict[str, list[Rule]] = {}
 
-    def rule(self, *ops: str, name: str | None = None):
-        """Decorator: register ``fn(node)`` for nodes whose op is in ``ops``."""
+    def rule(self, *ops: str, name: str | None = None, const: bool = False):
+        """Decorator: register ``fn(node)`` for nodes whose op is in ``ops``;
+        ``const=True`` for a rule that can fire only on a node with a
+        constant operand."""
         def register(fn):
             for op in ops:
-                r = Rule(name or fn.__name__, op, fn, (fn.__doc__ or "").strip())
+                r = Rule(name or fn.__name__, op, fn, (fn.__doc__ or "").strip(), const)
                 self.rules.append(r)
                 self.by_op.setdefault(op, []).append(r)
             return fn
@@ -58,12 +62,13 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
     """Rewrite ``outputs`` (a list of Vars) with the rules of ``tables`` to a
     fixpoint; returns the new outputs. ``report`` counts rule firings."""
     report = Counter() if report is None else report
-    by_op: dict[str, list] = {}
+    by_op: dict[tuple, list] = {}
 
-    def rules_for(name):
-        rs = by_op.get(name)
+    def rules_for(name, has_const):
+        rs = by_op.get((name, has_const))
         if rs is None:
-            rs = by_op[name] = [r for t in tables for r in t.for_op(name)]
+            rs = by_op[name, has_const] = [r for t in tables for r in t.for_op(name)
+                                           if has_const or not r.const]
         return rs
 
     memo: dict[int, Var] = {}
@@ -96,7 +101,12 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                 cur = node
             replacement = None
             if cur.inputs:
-                for r in rules_for(cur.op.name):
+                has_const = False
+                for i in cur.inputs:
+                    if i._const is not None:
+                        has_const = True
+                        break
+                for r in rules_for(cur.op.name, has_const):
                     out = r.fn(cur)
                     if out is not None and out is not cur:
                         if out.shape != cur.shape or out.dtype != cur.dtype:
