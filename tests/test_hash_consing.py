@@ -48,3 +48,19 @@ def test_dead_entries_are_swept():
     assert dead <= max(4096, 2 * live)
     kept = cr.sin(x) + 1.0
     assert cr.sin(x) + 1.0 is kept  # found again after sweeps
+
+
+def test_facts_about_constants_die_with_them():
+    """The optimizer's cached fact "every entry equals c" lives on the
+    constant node: dropping the node drops it (no process-wide cache)."""
+    from chainrule.passes import facts
+
+    c = cr.constant(np.full(5, 2.5))
+    assert facts.uniform(c) == 2.5
+    assert facts.uniform(cr.constant(np.array([0.0, -0.0]))) is None
+    ref = weakref.ref(c)
+    del c
+    gc.collect()
+    assert ref() is None
+    assert not any(isinstance(v, dict) and len(v) > 10_000
+                   for v in vars(facts).values())

@@ -42,9 +42,10 @@ _ref = weakref.ref
 
 
 def _sweep():
-    dead = [k for k, r in _table.items() if r() is None]
-    for k in dead:
-        del _table[k]
+    # list(): one C call, so another thread's insertion cannot break the loop
+    for k, r in list(_table.items()):
+        if r() is None and _table.get(k) is r:
+            del _table[k]
     _sweep_at[0] = max(4096, 2 * len(_table))
 
 
@@ -58,7 +59,9 @@ class Var:
     """
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "_name", "id", "skey",
-                 "_const", "_state", "__weakref__")
+                 "_const", "_state", "_uniform", "__weakref__")
+    # _uniform: a constant's single value (or None), set when first asked
+    # for (passes.facts.uniform), so the fact lives and dies with the node
     __array_priority__ = 1000  # ndarray <op> Var defers to Var's reflected op
 
     op: Op

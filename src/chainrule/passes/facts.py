@@ -21,16 +21,13 @@ def const(v: Var):
     return v._const if v.op.name == "constant" else None
 
 
-_uniform_cache: dict = {}  # constant node id (never reused) -> value or None
-
-
 def uniform(v: Var):
     """The single value of a constant whose entries are all equal, or None."""
-    if v.op.name != "constant":
+    if v._const is None:
         return None
     try:
-        return _uniform_cache[v.id]
-    except KeyError:
+        return v._uniform  # computed once per constant, kept on the node
+    except AttributeError:
         pass
     c = v._const
     value = None
@@ -38,7 +35,7 @@ def uniform(v: Var):
         first = uniform_entry(c)
         if first is not None:
             value = first.item()
-    _uniform_cache[v.id] = value
+    v._uniform = value
     return value
 
 
