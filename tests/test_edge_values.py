@@ -149,6 +149,31 @@ def test_derivative_of_x_to_the_zero_is_zero_at_zero():
     assert cr.evaluate(cr.grad(s ** 2.0, s), {"s": 3.0}) == 6.0  # the usual rule
 
 
+def test_derivative_in_the_exponent_at_a_zero_base():
+    """d/dy x**y = x**y log(x) is 0 at x = 0 for y >= 0 (x**y is flat in y
+    there: 0, or 1 at y = 0), as in JAX and PyTorch, not 0 * log(0) = NaN.
+    Elsewhere the closed form, in both modes and on both backends; the next
+    derivative d/dx (x**y log x) = x**(y-1) (y log x + 1) stays finite."""
+    b, e = cr.placeholder("b", (5,)), cr.placeholder("e", (5,))
+    bv = np.array([0.0, 0.0, 0.0, 2.0, 0.5])
+    ev = np.array([2.0, 0.0, 0.5, 3.0, -1.5])
+    want = np.where(bv == 0, 0.0, bv ** ev * np.log(np.where(bv == 0, 1, bv)))
+    dy = cr.grad(cr.sum(b ** e), e)
+    for got in _both(dy, {"b": bv, "e": ev}):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    fwd = cr.jvp(b ** e, e, np.ones(5))
+    np.testing.assert_allclose(cr.evaluate(fwd, {"b": bv, "e": ev}), want, rtol=1e-14)
+    # second derivative at b = 0, e = 2 and 3: the limit of x**(y-1) (y log x + 1)
+    d2 = cr.grad(cr.sum(dy), b)
+    got = cr.evaluate(d2, {"b": np.array([0.0, 0.0, 2.0, 1.0, 3.0]),
+                           "e": np.array([2.0, 3.0, 3.0, 2.0, 2.0])})
+    xs, ys = np.array([2.0, 1.0, 3.0]), np.array([3.0, 2.0, 2.0])
+    np.testing.assert_allclose(got, np.r_[0.0, 0.0, xs ** (ys - 1) * (ys * np.log(xs) + 1)],
+                               rtol=1e-14)
+    # a constant base without zeros keeps the plain rule (no guard nodes)
+    assert "where" not in cr.debugprint(cr.grad(2.0 ** e[0], e))
+
+
 def test_bad_shape_arguments_fail_when_the_node_is_built():
     v = cr.placeholder("v", (3,))
     with pytest.raises(cr.ShapeError, match="sizes must be >= 0"):

@@ -246,8 +246,18 @@ def _pow_dx(g, x, y, o):
     return g * (y * x ** (y - 1))
 
 
-_pow = binary("power", np.power, _pow_dx,
-              lambda g, x, y, o: g * (o * log(x)), lambda a, x, y: f"{x} ** {y}",
+def _pow_dy(g, x, y, o):
+    # d/dy x**y = x**y * log(x). At x = 0 that would be 0 * log(0) = NaN for
+    # y > 0 (and -inf at y = 0), where x**y is flat in y and the derivative
+    # is 0, as JAX and PyTorch give. So log is taken of x with its zeros
+    # replaced by 1 (masking the product instead would make the next
+    # derivative NaN: 0 * d/dx log(0)). A base without zeros needs no guard.
+    if x._const is None or not bool(np.all(x._const != 0)):
+        x = where(equal(x, 0), 1, x)
+    return g * (o * log(x))
+
+
+_pow = binary("power", np.power, _pow_dx, _pow_dy, lambda a, x, y: f"{x} ** {y}",
               flops=10.0,
               # NumPy refuses integers to negative integer powers
               may_raise=lambda node: node.dtype.kind in "iu")
