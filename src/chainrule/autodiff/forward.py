@@ -7,12 +7,16 @@ from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
 from .reverse import _compatible, seeds_for
+from .stable import stable_outputs
 
 
 def push_forward(outputs, wrt, tangents):
     """Tangents of ``outputs`` (``None`` for a symbolic zero) given tangents
     for the nodes in ``wrt``."""
     order = topo_order(outputs)
+    stable = stable_outputs(outputs, wrt, order)
+    if stable is not outputs:
+        outputs, order = stable, topo_order(stable)
     live = depends_on(order, wrt)
     tan = {}
     for w, t in zip(wrt, tangents):

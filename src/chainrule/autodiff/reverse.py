@@ -14,6 +14,7 @@ from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
+from .stable import stable_outputs
 
 
 def _compatible(a, b) -> bool:
@@ -33,6 +34,9 @@ def backprop(outputs, cotangents, wrt, order=None):
     their topological order, if the caller has it)."""
     if order is None:
         order = topo_order(outputs)
+    stable = stable_outputs(outputs, wrt, order)
+    if stable is not outputs:
+        outputs, order = stable, topo_order(stable)
     live = depends_on(order, wrt)
     wanted = {w.id for w in wrt}
     pending: dict[int, list] = {}
