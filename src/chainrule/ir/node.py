@@ -12,6 +12,7 @@ constants (merged by value, dtype and shape) and parameters (named state).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
 import weakref
@@ -28,25 +29,23 @@ _last_id = [-1]
 def next_id() -> int:
     """The id the next new node will get (nodes made later have larger ids)."""
     return _last_id[0] + 1
-# Op nodes: key -> weak reference to the node. A plain dict of C-level
-# weakrefs costs a fraction of a WeakValueDictionary's Python-level entries
-# (a tenth of building a large derivative graph); entries of dead nodes are
-# swept whenever the table has doubled since the last sweep, so it stays
-# within twice the live nodes (amortised O(1) per node). Constants keep a
-# WeakValueDictionary: their keys hold the value's bytes, which must go with
-# the constant.
+# Op nodes: key -> weak reference to the node, removed by the reference's
+# callback when the node dies (as a WeakValueDictionary does, but with
+# C-level weakrefs and partials: its Python-level entries cost a tenth of
+# building a large derivative graph). Constants keep a WeakValueDictionary
+# (made less often; their keys hold the value's bytes).
 _table: dict = {}
-_sweep_at = [4096]
 _constants: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
 _ref = weakref.ref
+_partial = functools.partial
 
 
-def _sweep():
-    # list(): one C call, so another thread's insertion cannot break the loop
-    for k, r in list(_table.items()):
-        if r() is None and _table.get(k) is r:
-            del _table[k]
-    _sweep_at[0] = max(4096, 2 * len(_table))
+def _forget(key, ref, table=_table):
+    """The callback of a dead node's reference: drop its entry (unless the
+    key already names a newer node). ``table`` is bound at definition so
+    callbacks still work while the interpreter shuts down."""
+    if table.get(key) is ref:
+        table.pop(key, None)
 
 
 class Var:
@@ -144,9 +143,7 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
     node.skey = _structural_key(op, attrs, inputs)
-    _table[key] = _ref(node)
-    if len(_table) >= _sweep_at[0]:
-        _sweep()
+    _table[key] = _ref(node, _partial(_forget, key))
     return node
 
 
