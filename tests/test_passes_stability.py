@@ -216,6 +216,54 @@ def test_derivative_with_respect_to_an_inner_node_is_not_rewritten_away():
     np.testing.assert_allclose(cr.evaluate(g, {z: zv}), 1 / hv, rtol=1e-14)
 
 
+def test_stable_derivatives_respect_every_wrt_node():
+    """The stable form bypasses the pattern's inner nodes; a wrt node among
+    them (or a constant the rule drops) is differentiated as written, and
+    other wrt nodes keep the stable derivative."""
+    x = cr.placeholder("x")
+    one = cr.constant(1.0)
+    s = 1 / (1 + np.exp(-0.3))
+    feed = {x: 0.3}
+    # constants the rules drop: d/d1 log(1 - sigmoid(x)), log(1 + x), exp(x) - 1
+    assert np.isclose(cr.evaluate(cr.grad(cr.log(one - cr.sigmoid(x)), one), feed), 1 / (1 - s))
+    assert np.isclose(cr.evaluate(cr.grad(cr.log(one + x), one), feed), 1 / 1.3)
+    assert cr.evaluate(cr.grad(cr.exp(x) - one, one), feed) == -1.0
+    # an inner wrt node inside the pattern: d/ds (log(s) + s) = 1/s + 1
+    sig = cr.sigmoid(x)
+    assert np.isclose(cr.evaluate(cr.grad(cr.log(sig) + sig, sig), feed), 1 / s + 1)
+    # an inner wrt node elsewhere does not turn the stable form off for z
+    z = cr.placeholder("z", (3,))
+    ce = -cr.log(cr.softmax(z))[0]
+    gz, gh = cr.grad(ce, [z, z * 2.0])
+    with np.errstate(divide="ignore"):  # the unoptimized graph still runs log(0)
+        got_z, got_h = cr.evaluate([gz, gh], {z: [0.0, 800.0, -5.0]})
+    np.testing.assert_array_equal(got_z, [-1.0, 1.0, 0.0])
+    assert got_h.tolist() == [0.0, 0.0, 0.0]
+    # the replacement's -x is a node built elsewhere (hash-consing): still right
+    m = -x
+    out = cr.log(cr.sigmoid(x)) + 3.0 * m
+    got = cr.evaluate(cr.grad(out, [x, m]), feed)
+    np.testing.assert_allclose(got, [(1 - s) - 3.0, 3.0], rtol=1e-14)
+
+
+def test_grad_names_only_the_gradient_and_leaves_the_forward_graph_alone():
+    """Differentiating through a stable form builds the replacement on the
+    side: no forward node is renamed and the forward graph is untouched."""
+    x = cr.placeholder("x", (3,))
+    k = cr.placeholder("k", (3,))
+    ls = cr.log(cr.sigmoid(k))
+    cost = (x * ls).sum()
+    before = cr.function([x, k], [cost, ls]).source
+    g = cr.grad(cost, x)
+    assert g is ls and ls.name is None  # d/dx sum(x * ls) is ls itself
+    assert cr.function([x, k], [cost, ls]).source == before
+    a = cr.log1p(k * k)
+    b = cr.log(1 + k * k)
+    b.name = "b"
+    cr.grad(b.sum(), k)
+    assert a.name is None
+
+
 # -- NaN / inf safety -------------------------------------------------------------
 
 SPECIAL = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.5, -2.0])

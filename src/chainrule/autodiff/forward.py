@@ -7,43 +7,58 @@ from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
 from .reverse import _compatible, seeds_for
-from .stable import stable_outputs
+from .stable import StableForms
 
 
 def push_forward(outputs, wrt, tangents):
     """Tangents of ``outputs`` (``None`` for a symbolic zero) given tangents
-    for the nodes in ``wrt``."""
+    for the nodes in ``wrt``. A node that a stabilising rule rewrites takes
+    the tangent of its stable form (see :mod:`.stable`)."""
     order = topo_order(outputs)
-    stable = stable_outputs(outputs, wrt, order)
-    if stable is not outputs:
-        outputs, order = stable, topo_order(stable)
     live = depends_on(order, wrt)
     tan = {}
     for w, t in zip(wrt, tangents):
         if t is not None and is_float(w):  # integer and bool inputs carry none
             tan[w.id] = t
+    stable = StableForms(order, {w.id for w in wrt})
     for node in order:
         if node.id in tan or node.id not in live or not node.inputs:
             continue
-        ts = [tan.get(i.id) for i in node.inputs]
-        if all(t is None for t in ts) or not is_float(node):
+        if not is_float(node) or all(tan.get(i.id) is None for i in node.inputs):
             continue
-        if not node.op.differentiable:
-            raise NotDifferentiableError(
-                f"{node.op.name} has no derivative, but a tangent must flow through it "
-                f"from {', '.join(i.label() for i, t in zip(node.inputs, ts) if t is not None)}"
-                f"; wrap it in cr.stop_gradient if that is intended")
-        t = node.op.jvp(node, ts)
-        if t is not None:
-            if not _compatible(t.shape, node.shape):
-                raise AssertionError(
-                    f"internal error: the JVP of {node.op.name} gave a tangent of shape "
-                    f"{fmt_shape(t.shape)} for {describe(node)}")
-            if t.dtype != node.dtype:
-                from ..ops import cast
-                t = cast(t, node.dtype)
-            tan[node.id] = t
+        form = stable.form(node)
+        if form is None:
+            _push(node, tan)
+            continue
+        rep, sub_order = form
+        for sub in sub_order:  # the replacement's own nodes, inputs first
+            if sub.id not in tan and sub.inputs and is_float(sub):
+                _push(sub, tan)
+        if tan.get(rep.id) is not None:
+            tan[node.id] = tan[rep.id]
     return [tan.get(o.id) for o in outputs]
+
+
+def _push(node, tan):
+    """Set the tangent of ``node`` from its inputs' tangents in ``tan``."""
+    ts = [tan.get(i.id) for i in node.inputs]
+    if all(t is None for t in ts):
+        return
+    if not node.op.differentiable:
+        raise NotDifferentiableError(
+            f"{node.op.name} has no derivative, but a tangent must flow through it "
+            f"from {', '.join(i.label() for i, t in zip(node.inputs, ts) if t is not None)}"
+            f"; wrap it in cr.stop_gradient if that is intended")
+    t = node.op.jvp(node, ts)
+    if t is not None:
+        if not _compatible(t.shape, node.shape):
+            raise AssertionError(
+                f"internal error: the JVP of {node.op.name} gave a tangent of shape "
+                f"{fmt_shape(t.shape)} for {describe(node)}")
+        if t.dtype != node.dtype:
+            from ..ops import cast
+            t = cast(t, node.dtype)
+        tan[node.id] = t
 
 
 @without_gc

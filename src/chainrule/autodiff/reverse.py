@@ -14,7 +14,7 @@ from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
-from .stable import stable_outputs
+from .stable import StableForms
 
 
 def _compatible(a, b) -> bool:
@@ -31,12 +31,11 @@ def _total(contribs):
 def backprop(outputs, cotangents, wrt, order=None):
     """The summed cotangent of every node in ``wrt`` (``None`` where no
     cotangent reaches it), given cotangents for ``outputs`` (``order``:
-    their topological order, if the caller has it)."""
+    their topological order, if the caller has it). A node that a
+    stabilising rule rewrites is differentiated through its stable form
+    (see :mod:`.stable`)."""
     if order is None:
         order = topo_order(outputs)
-    stable = stable_outputs(outputs, wrt, order)
-    if stable is not outputs:
-        outputs, order = stable, topo_order(stable)
     live = depends_on(order, wrt)
     wanted = {w.id for w in wrt}
     pending: dict[int, list] = {}
@@ -46,6 +45,7 @@ def backprop(outputs, cotangents, wrt, order=None):
                 raise NotDifferentiableError(_no_derivative(out, "vjp: a cotangent is given for"))
             pending.setdefault(out.id, []).append(ct)
     final = {}
+    stable = StableForms(order, wanted)
     for node in reversed(order):
         contribs = pending.pop(node.id, None)
         if not contribs:
@@ -55,25 +55,42 @@ def backprop(outputs, cotangents, wrt, order=None):
             final[node.id] = g
         if not node.inputs or node.dtype.kind != "f":
             continue
-        needs = [i.id in live and i.dtype.kind == "f" for i in node.inputs]
-        if True not in needs:
+        form = stable.form(node)
+        if form is None:
+            _send(node, g, live, pending)
             continue
-        if not node.op.differentiable:
-            raise NotDifferentiableError(
-                f"{node.op.name} has no derivative, but a gradient must flow through "
-                f"it to {', '.join(i.label() for i, n in zip(node.inputs, needs) if n)}; "
-                f"wrap the part that should not be differentiated in cr.stop_gradient"
-            )
-        grads = node.op.vjp(node, g, needs)
-        for inp, gi, need in zip(node.inputs, grads, needs):
-            if gi is None or not need:
-                continue
-            if not _compatible(gi.shape, inp.shape):
-                raise AssertionError(
-                    f"internal error: the VJP of {node.op.name} gave a cotangent of "
-                    f"shape {fmt_shape(gi.shape)} for {describe(inp)}")
-            pending.setdefault(inp.id, []).append(gi)
+        # the replacement's own nodes, then back to the sweep at its inputs
+        rep, sub_order = form
+        live.update(s.id for s in sub_order)
+        pending.setdefault(rep.id, []).append(g)
+        for sub in reversed(sub_order):
+            contribs = pending.pop(sub.id, None)
+            if contribs and sub.inputs and sub.dtype.kind == "f":
+                _send(sub, _total(contribs), live, pending)
     return [final.get(w.id) for w in wrt]
+
+
+def _send(node, g, live, pending):
+    """Apply ``node``'s VJP to its cotangent ``g``; add the results to the
+    pending cotangents of its live floating-point inputs."""
+    needs = [i.id in live and i.dtype.kind == "f" for i in node.inputs]
+    if True not in needs:
+        return
+    if not node.op.differentiable:
+        raise NotDifferentiableError(
+            f"{node.op.name} has no derivative, but a gradient must flow through "
+            f"it to {', '.join(i.label() for i, n in zip(node.inputs, needs) if n)}; "
+            f"wrap the part that should not be differentiated in cr.stop_gradient"
+        )
+    grads = node.op.vjp(node, g, needs)
+    for inp, gi, need in zip(node.inputs, grads, needs):
+        if gi is None or not need:
+            continue
+        if not _compatible(gi.shape, inp.shape):
+            raise AssertionError(
+                f"internal error: the VJP of {node.op.name} gave a cotangent of "
+                f"shape {fmt_shape(gi.shape)} for {describe(inp)}")
+        pending.setdefault(inp.id, []).append(gi)
 
 
 def _no_derivative(out, what) -> str:
