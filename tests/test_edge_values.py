@@ -174,6 +174,20 @@ def test_derivative_in_the_exponent_at_a_zero_base():
     assert "where" not in cr.debugprint(cr.grad(2.0 ** e[0], e))
 
 
+@pytest.mark.parametrize("dtype,values", [("uint8", [0, 3, 200, 255]),
+                                          ("int8", [-128, -3, 0, 127]),
+                                          ("uint64", [0, 1, 2 ** 63, 2 ** 64 - 1])])
+def test_sigmoid_of_integers_does_not_wrap(dtype, values):
+    """sigmoid computes -|x| for a stable exp: in an unsigned (or int8 at
+    -128) dtype that wraps; integers become floats first."""
+    u = cr.placeholder("u", (4,), dtype)
+    arr = np.array(values, dtype)
+    want = 1 / (1 + np.exp(-arr.astype(np.float64)))
+    for got in _both(cr.sigmoid(u), {"u": arr}):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+        assert got.dtype == cr.sigmoid(u).dtype
+
+
 def test_bad_shape_arguments_fail_when_the_node_is_built():
     v = cr.placeholder("v", (3,))
     with pytest.raises(cr.ShapeError, match="sizes must be >= 0"):

@@ -99,9 +99,11 @@ def _size(node):
 
 
 def _sigmoid(x):
-    # exp of a non-positive number never overflows
+    # integers become floats first: -abs(x) wraps for unsigned ints (and
+    # int8's -128); exp of a non-positive number never overflows
+    x = np.asarray(x, np.result_type(x, 0.5))
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(x, 0.5))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _softplus(x):
@@ -117,8 +119,9 @@ def _erf(x):
 
 
 _SIGMOID_SRC = '''def _sigmoid(x):
+    x = np.asarray(x, np.result_type(x, 0.5))
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(x, 0.5))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 '''
 _SOFTPLUS_SRC = '''def _softplus(x):
     return np.logaddexp(np.zeros((), np.result_type(x, 0.5)), x)
