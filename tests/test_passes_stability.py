@@ -180,6 +180,9 @@ def test_gradients_of_naive_graphs_are_the_stable_gradients(optimize):
          lambda v: -_stable_sigmoid(v) * _stable_sigmoid(-v)),
         (cr.log1p(cr.exp(x)), _stable_sigmoid,
          lambda v: _stable_sigmoid(v) * _stable_sigmoid(-v)),
+        # two rules in a row: log(1 + e) -> log1p(e) -> softplus(x)
+        (cr.log(1.0 + cr.exp(x)), _stable_sigmoid,
+         lambda v: _stable_sigmoid(v) * _stable_sigmoid(-v)),
     ]
     for naive, d1, d2 in cases:
         g = cr.grad(cr.sum(naive), x)

@@ -24,6 +24,21 @@ from ..passes.stabilize import STABILITY
 _MAX_BYPASSED = 64  # the patterns are a few nodes deep; beyond this, as written
 
 
+_MAX_CHAIN = 4  # rules applied in a row at the top of a replacement
+
+
+def _replacement(node):
+    """What a stabilising rule rewrites ``node`` into (same shape and
+    dtype), or None."""
+    for r in STABILITY.by_op.get(node.op.name, ()):
+        rep = r.fn(node)
+        if rep is not None and rep is not node:
+            if rep.shape == node.shape and rep.dtype == node.dtype:
+                return rep
+            return None
+    return None
+
+
 class _Before:
     """Ids of the nodes that come before position ``k`` of the sweep's order
     (a container for ``topo_order``'s ``skip``)."""
@@ -49,18 +64,14 @@ class StableForms:
         lists the replacement's nodes that come after ``node`` in the sweep
         (new ones, mostly), inputs first; the others are where the
         derivative re-enters the sweep."""
-        rules = STABILITY.by_op.get(node.op.name)
-        if not rules:
+        rep = _replacement(node)
+        if rep is None:
             return None
-        rep = None
-        for r in rules:
-            rep = r.fn(node)
-            if rep is not None and rep is not node:
+        for _ in range(_MAX_CHAIN):  # log(1 + exp(x)) -> log1p(exp(x)) -> softplus(x)
+            nxt = _replacement(rep)
+            if nxt is None:
                 break
-        else:
-            return None
-        if rep.shape != node.shape or rep.dtype != node.dtype:
-            return None
+            rep = nxt
         if self._pos is None:
             self._pos = {n.id: k for k, n in enumerate(self.order)}
         before = _Before(self._pos, self._pos[node.id])
