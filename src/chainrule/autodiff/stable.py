@@ -22,8 +22,6 @@ from ..ir import topo_order
 from ..passes.stabilize import STABILITY
 
 _MAX_BYPASSED = 64  # the patterns are a few nodes deep; beyond this, as written
-
-
 _MAX_CHAIN = 4  # rules applied in a row at the top of a replacement
 
 
