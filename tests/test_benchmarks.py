@@ -50,3 +50,25 @@ def test_blocked_times_reports_the_slower_side():
     ta, tb, ratio = blocked_times(lambda: time.sleep(0.002), lambda: None, blocks=2, block=3,
                                   warmup=1)
     assert ta > tb and ratio > 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_deep_train_step_holds_no_more_memory_than_the_hand_written_one(mlp_step, dtype):
+    """tracemalloc's peak over one step (deterministic, unlike timings) of a
+    deep MLP, 128-128-128-128-10: each weight is updated in place once the
+    backward pass has read it (0.90 of the hand-written peak). Scheduling
+    the updates last layer first made the later layers' updates come before
+    their weights' last read, so not in place: 1.17x, and 1.16x the time."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from memory import peak
+    finally:
+        sys.path.remove(str(BENCH))
+    sizes, batch = (128, 128, 128, 128, 10), 32
+    rng = np.random.default_rng(1)
+    values = mlp_step.init(sizes, dtype)
+    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
+    step, _ = mlp_step.numpy_step_factory(values, 0.1)
+    f, _ = mlp_step.chainrule_step(sizes, batch, dtype, 0.1, values)
+    assert peak(lambda: f(x, y)) <= peak(lambda: step(x, y))
