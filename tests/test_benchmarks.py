@@ -59,11 +59,8 @@ def test_deep_train_step_holds_no_more_memory_than_the_hand_written_one(mlp_step
     backward pass has read it (0.90 of the hand-written peak). Scheduling
     the updates last layer first made the later layers' updates come before
     their weights' last read, so not in place: 1.17x, and 1.16x the time."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        from memory import peak
-    finally:
-        sys.path.remove(str(BENCH))
+    from memory import peak  # benchmarks/ is on the path while the fixture lives
+
     sizes, batch = (128, 128, 128, 128, 10), 32
     rng = np.random.default_rng(1)
     values = mlp_step.init(sizes, dtype)

@@ -216,6 +216,16 @@ def dtype_expr(dtype) -> str:
     return "np.bool_" if dt.kind == "b" else f"np.{dt.name}"
 
 
+def from_source(source: str):
+    """The function an op's generated-code helper defines (``source`` is one
+    ``def`` using only ``np``), for the op's NumPy implementation: the
+    interpreter and the generated code then run the same lines."""
+    namespace = {"np": np}
+    exec(compile(source, "<chainrule helper>", "exec"), namespace)
+    name = source.split("(", 1)[0].removeprefix("def ").strip()
+    return namespace[name]
+
+
 def is_float(v) -> bool:
     dt = v.dtype if isinstance(v, Var) else np.dtype(v)
     return dt.kind == "f"

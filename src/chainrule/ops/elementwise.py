@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import DTypeError
-from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, is_const_scalar, is_float, lift, lift_pair,
+from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, from_source, is_const_scalar, is_float, lift, lift_pair,
                    make_node, probe_dtype, register, same_runtime_shape, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build
@@ -98,27 +98,9 @@ def _size(node):
     return n
 
 
-def _sigmoid(x):
-    # integers become floats first: -abs(x) wraps for unsigned ints (and
-    # int8's -128); exp of a non-positive number never overflows
-    x = np.asarray(x, np.result_type(x, 0.5))
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _softplus(x):
-    return np.logaddexp(np.zeros((), np.result_type(x, 0.5)), x)
-
-
-_erf_scalar = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x):
-    dt = np.result_type(x, 0.5)
-    return np.asarray(_erf_scalar(np.asarray(x, np.float64)), dtype=dt)
-
-
 _SIGMOID_SRC = '''def _sigmoid(x):
+    # ints become floats first (-abs(x) wraps for unsigned ints and int8's
+    # -128); exp of a non-positive number never overflows
     x = np.asarray(x, np.result_type(x, 0.5))
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -131,6 +113,10 @@ _ERF_SRC = '''def _erf(x):
     out = np.frompyfunc(erf, 1, 1)(np.asarray(x, np.float64))
     return np.asarray(out, dtype=np.result_type(x, 0.5))
 '''
+# the interpreter runs the very helpers the generated code defines
+_sigmoid = from_source(_SIGMOID_SRC)
+_softplus = from_source(_SOFTPLUS_SRC)
+_erf = from_source(_ERF_SRC)
 
 exp = unary("exp", np.exp, lambda x, y: y)
 log = unary("log", np.log, lambda x, y: 1 / x)
