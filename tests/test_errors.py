@@ -114,6 +114,36 @@ def test_disconnected():
         cr.grad(cost, a, disconnected="ignore")
 
 
+def test_no_derivative_with_respect_to_a_constant():
+    # Equal constants are one node and rewrites fold them away as the graph
+    # is built: c * x with c = 1.0 is x, and the 1.0 of x + 1.0 is c. A
+    # derivative with respect to c would silently be 1 here instead of x, so
+    # every entry point refuses it and says what to use instead.
+    x = cr.placeholder("x")
+    c = cr.constant(1.0, name="c")
+    f = c * x + (x + 1.0)
+    v = cr.placeholder("v", (2,))
+    k = cr.constant([1.0, 2.0], name="k")
+    calls = [
+        ("grad", lambda: cr.grad(f, c)),
+        ("grad", lambda: cr.grad(f, [x, c])),
+        ("grad", lambda: cr.grad(f, {"c": c})),
+        ("vjp", lambda: cr.vjp(f, c, 1.0)),
+        ("jvp", lambda: cr.jvp(f, c, 1.0)),
+        ("jacobian", lambda: cr.jacobian(v * k, k)),
+        ("hessian", lambda: cr.hessian((v * k).sum(), k)),
+        ("hvp", lambda: cr.hvp((v * k).sum(), k, [1.0, 0.0])),
+    ]
+    for api, call in calls:
+        with pytest.raises(cr.NotDifferentiableError) as e:
+            call()
+        _has_all(_msg(e), f"{api}:", "constant", "cr.placeholder(", "cr.parameter(")
+    assert "'c'" in _msg(e) or "k" in _msg(e)
+    # the same function of a placeholder is differentiated as written
+    p = cr.placeholder("c")
+    assert cr.evaluate(cr.grad(p * x + (x + 1.0), p), {x: 3.0, p: 1.0}) == 3.0
+
+
 def test_stop_gradient_is_connected_but_zero():
     # the cost uses a (through stop_gradient): not "disconnected", just zero
     a = cr.placeholder("a", (3,))

@@ -17,7 +17,7 @@ from ..ops.shape import eye_seed, reshape, transpose
 from .banded import Banded
 from .batching import batch_graph
 from .forward import jvp, push_forward
-from .reverse import backprop, grad
+from .reverse import backprop, grad, wrt_leaves
 
 
 def _check(y: Var, x: Var, what: str):
@@ -29,6 +29,7 @@ def _check(y: Var, x: Var, what: str):
                              f"(no None dims) to lay out its Jacobian")
     if not is_float(y) or not is_float(x):
         raise ShapeError(f"{what}: {y.label()} and {x.label()} must be floating point")
+    wrt_leaves(x, what)
 
 
 def _size(shape) -> int:
@@ -156,6 +157,7 @@ def hvp(cost, x, v):
     ``x``; never builds the Hessian."""
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hvp: the cost must be a scalar Var")
+    wrt_leaves(x, "hvp")
     return jvp(grad(cost, x), x, v)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
-from .reverse import _compatible, seeds_for
+from .reverse import _compatible, seeds_for, wrt_leaves
 from .stable import StableForms
 
 
@@ -73,7 +73,7 @@ def jvp(outputs, wrt, tangents):
     >>> cr.evaluate(cr.jvp(x * x, x, [1.0, 0.0, 2.0]), {"x": [1.0, 2.0, 3.0]})
     array([ 2.,  0., 12.])
     """
-    leaves, _ = flatten(wrt, "wrt")
+    leaves, _ = wrt_leaves(wrt, "jvp")
     ts = seeds_for(wrt, leaves, tangents, "jvp", "tangent", "wrt Vars")
     outs, rebuild = flatten(outputs, "outputs")
     results = push_forward(outs, leaves, ts)

@@ -101,6 +101,29 @@ def _no_derivative(out, what) -> str:
             f"values to float, or cr.where(condition, a, b) to select)")
 
 
+def wrt_leaves(wrt, api: str):
+    """The Vars in ``wrt`` (a Var or a list/tuple/dict of Vars) and the
+    function that rebuilds its structure; a constant among them is an error.
+
+    Constants cannot be differentiated with respect to: equal constants are
+    one node (``cr.constant(1.0)`` is also every other 1.0 in the graph,
+    including those the derivative rules add), and rewrites fold them into
+    the nodes that use them as the graph is built (``x * 1.0`` is ``x``), so
+    the result would silently depend on coincidences of value.
+    """
+    leaves, rebuild = flatten(wrt, "wrt")
+    for w in leaves:
+        if w.op.name == "constant":
+            raise NotDifferentiableError(
+                f"{api}: cannot differentiate with respect to {w.label()}, a constant: "
+                f"equal constants are one node and are folded into the expressions "
+                f"that use them, so the derivative would depend on coincidences of "
+                f"value; make it cr.placeholder({w.name or 'name'!r}, "
+                f"{w.shape}, {str(w.dtype)!r}) and feed the value, or "
+                f"cr.parameter(value, {w.name or 'name'!r})")
+    return leaves, rebuild
+
+
 def _name_grads(results, wrt, first_new_id):
     """Name each gradient node after its wrt Var (``grad_W``), if the sweep
     made it (a node shared with the forward graph keeps its own identity)."""
@@ -152,7 +175,7 @@ def grad(cost, wrt, disconnected="zero"):
             f"cr.jacobian(y, x) for the whole Jacobian, or reduce it with .sum()")
     if not is_float(cost):
         raise NotDifferentiableError(_no_derivative(cost, "grad: the cost"))
-    leaves, rebuild = flatten(wrt, "wrt")
+    leaves, rebuild = wrt_leaves(wrt, "grad")
     one = lift(np.ones((), cost.dtype))
     first_new = next_id()
     order = topo_order([cost])
@@ -199,7 +222,7 @@ def vjp(outputs, wrt, cotangents):
     """
     outs, _ = flatten(outputs, "outputs")
     cts = seeds_for(outputs, outs, cotangents, "vjp", "cotangent", "outputs")
-    leaves, rebuild = flatten(wrt, "wrt")
+    leaves, rebuild = wrt_leaves(wrt, "vjp")
     first_new = next_id()
     results = backprop(outs, cts, leaves)
     results = _zeros_or_raise(results, leaves, set(), "zero", "outputs")
