@@ -64,3 +64,30 @@ def test_facts_about_constants_die_with_them():
     assert ref() is None
     assert not any(isinstance(v, dict) and len(v) > 10_000
                    for v in vars(facts).values())
+
+
+def test_building_never_bypasses_a_node_the_user_holds():
+    """-(-h), reshape(reshape(h)) and transpose(transpose(h)) keep h: were
+    they built as the node under h, a derivative with respect to h would be
+    silently zero (h no longer on the path). cr.optimize still collapses
+    them."""
+    x = cr.placeholder("x", (2, 3))
+    feed = {x: np.arange(6.0).reshape(2, 3)}
+    h = -x
+    f = -h
+    assert f is not x
+    np.testing.assert_array_equal(cr.evaluate(cr.grad(f.sum(), h), feed), -np.ones((2, 3)))
+    assert cr.optimize(f) is x
+    r = x.reshape((3, 2))
+    g = r.reshape((6,))
+    w = cr.placeholder("w", (6,))
+    np.testing.assert_array_equal(
+        cr.evaluate(cr.grad((g * w).sum(), r), {**feed, w: np.arange(6.0) + 1}),
+        (np.arange(6.0) + 1).reshape(3, 2))
+    t = x.T
+    u = t.T
+    v = cr.placeholder("v", (2, 3))
+    np.testing.assert_array_equal(
+        cr.evaluate(cr.grad((u * v).sum(), t), {**feed, v: 2 * np.arange(6.0).reshape(2, 3)}),
+        2 * np.arange(6.0).reshape(2, 3).T)
+    assert cr.optimize(u) is x

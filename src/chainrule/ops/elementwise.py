@@ -155,10 +155,7 @@ _negative_op = register(Op(
 
 def negative(x):
     """Elementwise ``-x``."""
-    x = lift(x)
-    if x.op is _negative_op:  # -(-x) = x
-        return x.inputs[0]
-    return apply(_negative_op, (x,))
+    return apply(_negative_op, (lift(x),))
 
 
 # -- binary arithmetic -------------------------------------------------------

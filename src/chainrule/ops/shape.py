@@ -77,10 +77,6 @@ def reshape(a, newshape):
     newshape = tuple(int(d) for d in newshape)
     if newshape == a.shape:
         return a
-    if a.op is _reshape_op:  # reshape of reshape is one reshape
-        a = a.inputs[0]
-        if newshape == a.shape:
-            return a
     return apply(_reshape_op, (a,), (newshape,))
 
 
@@ -117,9 +113,6 @@ def transpose(a, axes=None):
                          f"{a.ndim} axes of {describe(a)}")
     if axes == tuple(range(a.ndim)):
         return a
-    if a.op is _transpose_op:  # transpose of transpose is one permutation
-        inner = a.attrs[0]
-        return transpose(a.inputs[0], tuple(inner[p] for p in axes))
     return apply(_transpose_op, (a,), (axes,))
 
 
