@@ -148,13 +148,15 @@ def test_mlp_train_steps_match_numpy():
 
 
 _UNARY = [cr.tanh, cr.exp, cr.sin, cr.negative, cr.square, cr.sigmoid, lambda v: v.T,
-          lambda v: v[::-1], lambda v: v * 2.0, lambda v: 1.0 - v]
+          lambda v: v[::-1], lambda v: v * 2.0, lambda v: 1.0 - v,
+          # small consumers (moved up to just after their operand) beside large ones
+          lambda v: v + v.sum(axis=0), lambda v: v * v.mean(axis=1, keepdims=True)]
 _BINARY = [cr.add, cr.subtract, cr.multiply, cr.maximum, lambda a, b: a @ b,
            lambda a, b: a + b.T]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 9), st.integers(0, 5),
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, len(_UNARY) - 1), st.integers(0, 5),
                           st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12),
        st.integers(0, 3))
 def test_random_large_graphs_agree_with_the_interpreter(steps, n_out):
@@ -315,3 +317,36 @@ def test_static_shapes_still_update_in_place():
     x = cr.placeholder("x", (N, N))
     f = cr.function([x], [cr.sum(x)], updates={W: W - 0.1 * cr.tanh(x)})
     assert "out=W)" in f.source, f.source
+
+
+def test_bias_gradient_sum_comes_right_after_its_operand():
+    """The hidden gradient g is read by the bias gradient's sum and by
+    lr * g (the weight gradient's small operand). The sum is moved up to
+    just after g, so g dies into lr * g in place; the buffer planned for
+    lr * g is released instead of staying bound through the big matmul."""
+    x = cr.placeholder("x", (N, 2 * N))
+    W = cr.parameter(rng(1).standard_normal((2 * N, N)) * 0.1, "W")
+    b = cr.parameter(np.zeros(N), "b")
+    V = cr.parameter(rng(2).standard_normal((N, N)) * 0.1, "V")
+    h = cr.tanh(x @ W + b)
+    loss = ((h @ V) ** 2).sum()
+    gW, gb, gV = cr.grad(loss, [W, b, V])
+    upd = {W: W - 0.1 * gW, b: b - 0.1 * gb, V: V - 0.1 * gV}
+    f = cr.function([x], loss, updates=upd)
+    lines = [ln.strip() for ln in f.source.splitlines()]
+    s = next(k for k, ln in enumerate(lines) if ln.startswith("grad_b = "))
+    g = lines[s].split("=")[1].split(".sum")[0].strip()
+    made = next(k for k, ln in enumerate(lines) if ln.startswith(f"{g} = "))
+    assert s > made and all(ln.startswith("del ") for ln in lines[made + 1:s]), f.source
+    scaled = next(ln for ln in lines if f"np.multiply(0.1, {g}" in ln)
+    assert scaled.endswith(f"out={g})"), f.source
+    ref = cr.function([x], loss, updates=upd, backend="interpreter")
+    xv = rng(3).standard_normal((N, 2 * N))
+    state = [p.value for p in (W, b, V)]
+    got = f(xv)
+    new = [p.value for p in (W, b, V)]
+    for p, v in zip((W, b, V), state):
+        p.set_value(v)
+    np.testing.assert_allclose(got, ref(xv), rtol=1e-12)
+    for p, v in zip((W, b, V), new):
+        np.testing.assert_allclose(v, p.value, rtol=1e-12, atol=1e-14)

@@ -114,8 +114,9 @@ class BufferPlan:
 
     def record(self, node, name, written=None):
         """Register node's result: written into ``written`` (a buffer key), a
-        view of its first operand, or a new buffer. Returns the name of a
-        pooled buffer's previous holder to delete now, if any."""
+        view of its first operand, or a new buffer. Returns the names to
+        delete now: a pooled buffer's previous holder, and pooled buffers
+        that no later op will need any more."""
         if written is not None:
             b = written
             prev = self.holder[b]
@@ -123,12 +124,13 @@ class BufferPlan:
             self.buf[node.id] = b
             self.holder[b] = (node.id, name)
             was_pooled = prev is not None and self.last.get(prev[0], -1) < self._step
-            return prev[1] if (was_pooled and b in self.local and prev[1] != name) else None
+            stale = [prev[1]] if (was_pooled and b in self.local and prev[1] != name) else []
+            return stale + self._surplus(self.shape[b])
         if node.op.aliases and node.inputs and node.inputs[0].id in self.buf:
             b = self.buf[node.inputs[0].id]
             self.members[b].append(node.id)
             self.buf[node.id] = b
-            return None
+            return []
         b = node.id
         self.buf[b] = b
         self.members[b] = [b]
@@ -136,7 +138,24 @@ class BufferPlan:
         self.shape[b] = _key(node)
         if not node.is_leaf:
             self.local.add(b)
-        return None
+        return self._surplus(self.shape[b]) if capable(node) else []
+
+    def _surplus(self, k) -> list:
+        """Names of pooled buffers of shape and dtype ``k`` beyond what the
+        ops after this step can still use: one was kept for an op that wrote
+        into its own dying operand instead (or made a new array), and would
+        otherwise stay bound, and count in the peak, until the end."""
+        free = self.pool.get(k)
+        if not free:
+            return []
+        positions = self.demand.get(k, ())
+        future = len(positions) - bisect_right(positions, self._step)
+        names = []
+        while len(free) > future:
+            b = free.pop(0)
+            names.append(self.holder[b][1])
+            self.holder[b] = None
+        return names
 
     def sole_use(self, node) -> bool:
         """Is node read by exactly one operand slot, and not kept (an output

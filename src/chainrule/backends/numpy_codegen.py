@@ -162,7 +162,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     for i, node in enumerate(order):
         if plan is not None:
             plan.at(i)
-        stale = None
+        stale = []
         fused = None
         if fuse and node.op.name == "matmul":
             fused = fusable_update(order, i, plan)
@@ -214,8 +214,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 body.append(f"_finite({nm}, {describe_node(node)!r})")
         dead = [names[d] for d in dying.get(i, ())
                 if d in locals_ and not (plan is not None and plan.keep_bound(d, i))]
-        if stale is not None:
-            dead.append(stale)
+        dead += stale
         if pool is not None and dead:
             pool.extend(d for d in dead if d in temps)
             dead = [d for d in dead if d not in temps]

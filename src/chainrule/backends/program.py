@@ -20,10 +20,66 @@ class Program:
 
     def __post_init__(self):
         roots = list(self.outputs) + [v for _, v in self.updates]
-        self.order = topo_order(roots)
+        self.order = reductions_early(topo_order(roots))
         self.params = [n for n in self.order if n.op.name == "parameter"]
         used = {p.id for p in self.params}
         self.params += [p for p, _ in self.updates if p.id not in used]
+
+
+def _size(node):
+    n = 1
+    for d in node.shape:
+        if d is None:
+            return None
+        n *= d
+    return n
+
+
+_EARLY_MIN = 8192  # elements: below this a buffer is not worth scheduling for
+_EARLY_RATIO = 4   # a consumer at least this many times smaller than its operand
+
+
+def reductions_early(order) -> list:
+    """``order`` with each large array's much smaller consumers (sums, the
+    bias gradient ``g.sum(axis=0)``, ...) moved up to just after it, when
+    their other operands are ready by then.
+
+    A reduction that the depth-first order leaves for later keeps its large
+    operand alive until then: an MLP's hidden-layer gradient ``g`` would be
+    held through the weight gradient's matmul only for the bias gradient's
+    sum, so ``lr * g`` needs a buffer of its own instead of ``g``'s. Moving
+    the consumer earlier only shortens its operands' lives; its own result
+    is small. A stable pass: every other node keeps its place."""
+    users: dict = {}
+    for n in order:
+        for inp in n.inputs:
+            lst = users.setdefault(inp.id, [])
+            if not lst or lst[-1] is not n:
+                lst.append(n)
+    done = set()
+    out = []
+    for n in order:
+        if n.id in done:
+            continue
+        out.append(n)
+        done.add(n.id)
+        big = _size(n) if n.inputs else None
+        if big is None or big < _EARLY_MIN:
+            continue
+        for c in users.get(n.id, ()):
+            small = _size(c)
+            if c.id in done or small is None or small * _EARLY_RATIO > big:
+                continue
+            # its other operands must come no later than n in the order
+            # (a leaf is always available)
+            if all(i.id in done or i.is_leaf for i in c.inputs):
+                for i in c.inputs:
+                    if i.id not in done:  # a leaf the order lists later
+                        out.append(i)
+                        done.add(i.id)
+                out.append(c)
+                done.add(c.id)
+    return out
 
 
 class NodeFailure(Exception):
