@@ -298,6 +298,30 @@ def test_check_finite_failure_changes_no_parameter():
     np.testing.assert_array_equal(W.value, np.ones((N, N)))
 
 
+def test_failing_update_statement_changes_no_parameter():
+    """The update itself may be the statement that fails: check_finite tests
+    V * s after computing it, and NumPy's integer power raises part-way
+    through writing its out= array. Neither may be written in place."""
+    V = cr.parameter(np.full((N, N), 1e300), "V")
+    s = cr.placeholder("s")
+    f = cr.function([s], cr.sum(s * 2.0), updates={V: V * s}, check_finite=True)
+    with pytest.raises(cr.NonFiniteError), np.errstate(all="ignore"):
+        f(1e10)
+    np.testing.assert_array_equal(V.value, np.full((N, N), 1e300))
+    f(0.5)
+    np.testing.assert_array_equal(V.value, np.full((N, N), 0.5e300))
+    P = cr.parameter(np.full((N, N), 3, np.int64), "P")
+    e = cr.placeholder("e", (N, N), "int64")
+    g = cr.function([e], [], updates={P: P ** e})
+    bad = np.full((N, N), 2, np.int64)
+    bad[-1, -1] = -1  # integers to negative powers are not allowed
+    with pytest.raises(cr.InputError):
+        g(bad)
+    np.testing.assert_array_equal(P.value, np.full((N, N), 3))
+    g(np.full((N, N), 2, np.int64))
+    np.testing.assert_array_equal(P.value, np.full((N, N), 9))
+
+
 def test_index_error_after_the_update_changes_no_parameter():
     """take raises on an index out of range even with every shape known."""
     W = cr.parameter(np.ones((N, N)), "W")

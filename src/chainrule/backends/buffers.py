@@ -102,10 +102,12 @@ class BufferPlan:
     def param_target(self, node, i):
         """``(buffer, name)`` of the parameter whose new value node i is, if
         it can be written into the parameter's own state at step i (nothing
-        reads the old value later, and no later statement may raise), else
-        None."""
+        reads the old value later, and neither this statement nor a later
+        one may raise: NumPy's integer power raises part-way through its
+        ``out=``, and ``check_finite`` tests a result after writing it),
+        else None."""
         p = self.param_of.get(node.id)
-        if p is not None and i >= self.last_fallible and capable(node) \
+        if p is not None and i > self.last_fallible and capable(node) \
                 and any(x is p for x in node.inputs) \
                 and self.shape.get(p.id) == _key(node) and self.buf.get(p.id) == p.id \
                 and self._dead_after(p.id, i):
