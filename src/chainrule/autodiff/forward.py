@@ -5,37 +5,56 @@ from __future__ import annotations
 
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
+from ..ir.node import differentiation_sweep
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
-from .reverse import _compatible, seeds_for, wrt_leaves
+from .reverse import _compatible, check_not_rebuilt, seeds_for, wrt_leaves
 from .stable import StableForms
 
 
 def push_forward(outputs, wrt, tangents):
     """Tangents of ``outputs`` (``None`` for a symbolic zero) given tangents
     for the nodes in ``wrt``. A node that a stabilising rule rewrites takes
-    the tangent of its stable form (see :mod:`.stable`)."""
+    the tangent of its stable form (see :mod:`.stable`).
+
+    An inner wrt node's tangent is its seed plus the tangent that flows into
+    it from other wrt nodes (as if a perturbation were added to its value),
+    so that ``<c, jvp(t)> = <vjp(c), t>`` holds with ``grad``'s convention:
+    a wrt node's cotangent also flows on to the wrt nodes it depends on."""
     order = topo_order(outputs)
+    check_not_rebuilt(order, wrt)
+    with differentiation_sweep():
+        return _push_forward(outputs, wrt, tangents, order)
+
+
+def _push_forward(outputs, wrt, tangents, order):
     live = depends_on(order, wrt)
-    tan = {}
+    tan, seeds = {}, {}
     for w, t in zip(wrt, tangents):
         if t is not None and is_float(w):  # integer and bool inputs carry none
-            tan[w.id] = t
+            if w.inputs:
+                seeds[w.id] = t if w.id not in seeds else seeds[w.id] + t
+            else:
+                tan[w.id] = t
     stable = StableForms(order, {w.id for w in wrt})
     for node in order:
-        if node.id in tan or node.id not in live or not node.inputs:
+        if node.id in tan or not node.inputs:
             continue
-        if not is_float(node) or all(tan.get(i.id) is None for i in node.inputs):
-            continue
-        form = stable.form(node)
-        if form is None:
-            _push(node, tan)
-            continue
-        rep, sub_order = form
-        for sub in sub_order:  # the replacement's own nodes, inputs first
-            if sub.id not in tan and sub.inputs and is_float(sub):
-                _push(sub, tan)
-        if tan.get(rep.id) is not None:
-            tan[node.id] = tan[rep.id]
+        if node.id in live and is_float(node) and \
+                any(tan.get(i.id) is not None for i in node.inputs):
+            form = stable.form(node)
+            if form is None:
+                _push(node, tan)
+            else:
+                rep, sub_order = form
+                for sub in sub_order:  # the replacement's own nodes, inputs first
+                    if sub.id not in tan and sub.inputs and is_float(sub):
+                        _push(sub, tan)
+                if tan.get(rep.id) is not None:
+                    tan[node.id] = tan[rep.id]
+        seed = seeds.get(node.id)
+        if seed is not None:
+            flowing = tan.get(node.id)
+            tan[node.id] = seed if flowing is None else flowing + seed
     return [tan.get(o.id) for o in outputs]
 
 
