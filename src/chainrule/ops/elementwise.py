@@ -66,7 +66,7 @@ def _unary_jvp(deriv):
     return jvp
 
 
-def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None):
+def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None, emit_node=None):
     """Declare ``name(x) = fn(x)`` elementwise with ``f'(x) = deriv(x, y)``
     (``y`` is the op's output; ``deriv=None`` means f' = 0 everywhere)."""
     op = register(Op(
@@ -76,7 +76,8 @@ def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None):
         vjp=_unary_vjp(deriv),
         jvp=_unary_jvp(deriv),
         emit=emit or (lambda attrs, x: f"np.{name}({x})"),
-        ufunc=ufunc or (None if emit else f"np.{name}"),
+        emit_node=emit_node,
+        ufunc=ufunc or (None if emit or emit_node else f"np.{name}"),
         elementwise=True,
         helpers=helpers or {},
         flops=lambda node: flops * _size(node),
@@ -132,9 +133,17 @@ sigmoid = unary("sigmoid", _sigmoid, lambda x, y: y * (1 - y),
                 emit=lambda a, x: f"_sigmoid({x})", helpers={"_sigmoid": _SIGMOID_SRC})
 softplus = unary("softplus", _softplus, lambda x, y: sigmoid(x),
                  emit=lambda a, x: f"_softplus({x})", helpers={"_softplus": _SOFTPLUS_SRC})
+
+
+def _relu_code(node, x):
+    # relu keeps its input's dtype; a Python 0 would make a bool's int64
+    return f"np.maximum({x}, {'False' if node.dtype.kind == 'b' else '0'})"
+
+
 relu = unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
              lambda x, y: cast(greater(x, 0), x.dtype),
-             emit=lambda a, x: f"np.maximum({x}, 0)")
+             emit=lambda a, x: f"np.maximum({x}, 0)", emit_node=_relu_code)
+
 abs = unary("abs", np.abs, lambda x, y: sign(x))  # abs'(0) = sign(0) = 0
 sign = unary("sign", np.sign, None)
 erf = unary("erf", _erf, lambda x, y: (2 / math.sqrt(math.pi)) * exp(-square(x)),

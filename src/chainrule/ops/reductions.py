@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Op, is_float, lift, make_node, normalize_axes, normalize_axis,
-                   probe_dtype, register, shape_known)
+from .base import (Op, dtype_expr, is_float, lift, make_node, normalize_axes,
+                   normalize_axis, probe_dtype, register, shape_known)
 from .elementwise import (_size, apply, cast, equal, exp, where)
 
 
@@ -285,9 +285,32 @@ _prod_op, prod = _reduction("prod", np.prod, _prod_vjp, _prod_jvp, dtype_fn=_sum
 
 
 # -- logsumexp, softmax, log_softmax -------------------------------------------
+# They compute in their float result type (np.exp's: int8 -> float16, int32 ->
+# float64), which an integer or bool input is cast to first: ``x - max(x)``
+# in the input's own type would wrap around (or fail, for bool).
+
+def _exp_dtype(dtype):
+    return np.exp(np.zeros((), dtype)).dtype
+
+
+def _as_float(x):
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(_exp_dtype(x.dtype))
+
+
+def _on_float(emit):
+    """The code template ``emit(attrs, x)`` given ``x`` cast to the node's
+    float dtype when the input is an int or bool."""
+    def emit_node(node, x):
+        if node.inputs[0].dtype.kind != "f":
+            x = f"{x}.astype({dtype_expr(node.dtype)})"
+        return emit(node.attrs, x)
+    return emit_node
+
 
 def _logsumexp_impl(attrs, x):
     axes, keepdims = attrs
+    x = _as_float(x)
     m = np.max(x, axis=axes, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     with np.errstate(divide="ignore"):
@@ -301,6 +324,11 @@ _LOGSUMEXP_SRC = '''def _logsumexp(x, axis, keepdims=False):
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 '''
+
+
+def _lse_code(attrs, x):
+    keep = ", keepdims=True" if attrs[1] else ""
+    return f"_logsumexp({x}, axis={_axis_text(attrs[0])}{keep})"
 
 
 def _lse_weights(out):
@@ -318,8 +346,8 @@ _lse_op = register(Op(
                                if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: None if ts[0] is None else
     sum(ts[0] * _lse_weights(out), *out.attrs),
-    emit=lambda attrs, x: f"_logsumexp({x}, axis={_axis_text(attrs[0])}"
-                          + (", keepdims=True)" if attrs[1] else ")"),
+    emit=_lse_code,
+    emit_node=_on_float(_lse_code),
     helpers={"_logsumexp": _LOGSUMEXP_SRC},
     flops=lambda node: 12.0 * _size(node.inputs[0]),
 ))
@@ -336,12 +364,14 @@ def logsumexp(x, axis=None, keepdims=False):
 
 def _softmax_impl(attrs, x):
     axis, = attrs
+    x = _as_float(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_impl(attrs, x):
     axis, = attrs
+    x = _as_float(x)
     s = x - np.max(x, axis=axis, keepdims=True)
     return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
 
@@ -354,6 +384,14 @@ _LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis):
     s = x - x.max(axis=axis, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 '''
+
+
+def _softmax_code(attrs, x):
+    return f"_softmax({x}, axis={attrs[0]})"
+
+
+def _log_softmax_code(attrs, x):
+    return f"_log_softmax({x}, axis={attrs[0]})"
 
 
 def _softmax_lin(out, v):
@@ -382,7 +420,8 @@ _softmax_op = register(Op(
     impl=_softmax_impl,
     vjp=lambda out, g, needs: [_softmax_lin(out, g) if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: None if ts[0] is None else _softmax_lin(out, ts[0]),
-    emit=lambda attrs, x: f"_softmax({x}, axis={attrs[0]})",
+    emit=_softmax_code,
+    emit_node=_on_float(_softmax_code),
     helpers={"_softmax": _SOFTMAX_SRC},
     flops=lambda node: 8.0 * _size(node),
 ))
@@ -392,7 +431,8 @@ _log_softmax_op = register(Op(
     infer=lambda attrs, x: (x.shape, probe_dtype("log_softmax", np.exp, x)),
     impl=_log_softmax_impl,
     vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
-    emit=lambda attrs, x: f"_log_softmax({x}, axis={attrs[0]})",
+    emit=_log_softmax_code,
+    emit_node=_on_float(_log_softmax_code),
     helpers={"_log_softmax": _LOG_SOFTMAX_SRC},
     flops=lambda node: 8.0 * _size(node),
 ))

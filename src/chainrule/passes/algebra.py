@@ -196,13 +196,21 @@ def neg_sub(n):
         return ops.subtract(b, a)
 
 
+def _negated(x, n) -> bool:
+    """Is operand ``x`` of ``n`` a negation that may move to ``n``? Yes for
+    a float, or one done in ``n``'s own dtype; an integer -y that ``n`` then
+    converts to a wider type has already wrapped (-128 in int8, any unsigned
+    y): -u * 0.5 is not -(u * 0.5)."""
+    return x.op.name == "negative" and (x.dtype.kind == "f" or x.dtype == n.dtype)
+
+
 def _pull_negation(n, build):
     """op(-a, b) -> -op(a, b) and op(a, -b) -> -op(a, b) for an op odd in
     each operand (multiply, divide)."""
     a, b = n.inputs
-    if a.op.name == "negative":
+    if _negated(a, n):
         return ops.negative(build(a.inputs[0], b))
-    if b.op.name == "negative":
+    if _negated(b, n):
         return ops.negative(build(a, b.inputs[0]))
 
 
@@ -222,9 +230,9 @@ def neg_out_of_div(n):
 def add_neg(n):
     """a + (-b) -> a - b"""
     a, b = n.inputs
-    if b.op.name == "negative":
+    if _negated(b, n):
         return ops.subtract(a, b.inputs[0])
-    if a.op.name == "negative":
+    if _negated(a, n):
         return ops.subtract(b, a.inputs[0])
 
 
@@ -232,7 +240,7 @@ def add_neg(n):
 def sub_neg(n):
     """a - (-b) -> a + b"""
     a, b = n.inputs
-    if b.op.name == "negative":
+    if _negated(b, n):
         return ops.add(a, b.inputs[0])
 
 
@@ -240,7 +248,7 @@ def sub_neg(n):
 def neg_sub_x(n):
     """(-a) - b -> -(a + b)"""
     a, b = n.inputs
-    if a.op.name == "negative":
+    if _negated(a, n):
         return ops.negative(ops.add(a.inputs[0], b))
 
 
@@ -292,7 +300,7 @@ def add_self(n):
 def mul_self(n):
     """x * x -> square(x)"""
     a, b = n.inputs
-    if a is b:
+    if a is b and n.dtype.kind != "b":  # NumPy squares a bool to int8
         return ops.square(a)
 
 
@@ -436,7 +444,7 @@ def exp_log1p(n):
 def sqrt_square(n):
     """sqrt(square(x)) -> abs(x)"""
     x = n.inputs[0]
-    if x.op.name == "square":
+    if x.op.name == "square" and x.dtype.kind == "f":  # an integer square may wrap
         return _typed(ops.abs(x.inputs[0]), n)
 
 
@@ -514,8 +522,11 @@ def sum_of_broadcast(n):
     count = 1
     for i in axes:
         count *= b.shape[i]
+    c = _folded(count, n.dtype)  # 70000 is inf in float16
+    if c is None:
+        return None
     core = ops.reshape(x, n.shape) if x.shape != n.shape else x
-    return ops.multiply(core, _scalar(count, n.dtype))
+    return ops.multiply(core, c)
 
 
 @rule("sum", "mean", "max", "min", "prod")

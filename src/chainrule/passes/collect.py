@@ -199,7 +199,13 @@ def _collect(order, outputs, dry):
                 users.get(i.id, 0) <= 1 or f.n_atoms() <= SHARED_ATOMS) and (
                 len(f) == 1 or i.id not in divisors):
             return f
-        return as_atom(get(i))
+        atom = get(i)
+        if i.dtype != root.dtype:
+            # NumPy converts an int, bool or narrower float operand to root's
+            # float dtype first; the printed products and powers of the atom
+            # must be computed there too (square(u) wraps in uint8)
+            atom = ops.cast(atom, root.dtype)
+        return as_atom(atom)
 
     merges = [0]
 

@@ -22,7 +22,10 @@ def log_sigmoid(n):
     """log(sigmoid(x)) -> -softplus(-x)"""
     x = n.inputs[0]
     if x.op.name == "sigmoid":
-        return ops.negative(ops.softplus(ops.negative(x.inputs[0])))
+        # negate in the float result type: -x wraps for an unsigned x and
+        # is undefined for a bool
+        z = ops.cast(x.inputs[0], n.dtype)
+        return ops.negative(ops.softplus(ops.negative(z)))
 
 
 @rule("log")
