@@ -205,3 +205,19 @@ def test_axis_and_contraction_arguments_are_checked_at_build():
         cr.sum(m, axis=0.0)
     with pytest.raises(cr.ShapeError, match="repeated axis"):
         cr.tensordot(m, m, ([0, 0], [0, 1]))
+
+
+def test_scaling_a_matmul_operand_never_overflows_it():
+    """c * (a @ b) is computed as (c * a) @ b only for |c| <= 1: 2 * a
+    overflows a float32 3e38 to inf, and inf * 0 = NaN where the product
+    is 0. A learning rate (0.1) or 1 / batch still moves to the operand."""
+    a = cr.placeholder("a", (2, 3), "float32")
+    b = cr.placeholder("b", (3, 40), "float32")
+    av = np.full((2, 3), 3e38, np.float32)
+    bv = np.zeros((3, 40), np.float32)
+    for c in (2.0, -3.0):
+        f = cr.function([a, b], c * (a @ b))
+        np.testing.assert_array_equal(f(av, bv), np.zeros((2, 40), np.float32))
+    f = cr.function([a, b], 0.1 * (a @ b))
+    assert "= a * 0.1" in f.source, f.source  # the small operand is scaled
+    np.testing.assert_array_equal(f(av, bv), np.zeros((2, 40), np.float32))

@@ -107,10 +107,9 @@ CASES = {
     "abs_idempotent": (lambda p: cr.abs(cr.abs(p.x)), lambda v: np.abs(v.x)),
     "square_neg": (lambda p: cr.square(-p.x), lambda v: v.x ** 2),
     # shapes
-    # (constructors merge transpose(transpose(x)) and reshape(reshape(x)))
-    "transpose_transpose": (lambda p: cr.transpose(p.m.T + late(p.m.T, 0.0)),
-                            lambda v: v.m),
-    "reshape_reshape": (lambda p: cr.reshape(cr.reshape(p.m, (6,)) + late(p.x, 0.0)[0], (3, 2)),
+    # (constructors leave them: the inner node may be a wrt of a derivative)
+    "transpose_transpose": (lambda p: cr.transpose(p.m.T), lambda v: v.m),
+    "reshape_reshape": (lambda p: cr.reshape(cr.reshape(p.m, (6,)), (3, 2)),
                         lambda v: v.m.reshape(3, 2)),
     "squeeze_expand": (lambda p: cr.squeeze(cr.expand_dims(p.x, 0), 0), lambda v: v.x),
     "broadcast_noop": (lambda p: cr.broadcast_to(cr.broadcast_to(p.s, (3,)), (2, 3)),
@@ -124,7 +123,7 @@ CASES = {
     "reshape_of_keepdims_reduction": (
         lambda p: cr.reshape(cr.sum(p.m, axis=1, keepdims=True), (2,)),
         lambda v: v.m.sum(axis=1)),
-    "scale_before_matmul": (lambda p: 2.0 * cr.matmul(p.a, p.b), lambda v: 2 * (v.a @ v.b)),
+    "scale_before_matmul": (lambda p: 0.5 * cr.matmul(p.a, p.b), lambda v: 0.5 * (v.a @ v.b)),
     # stabilisation
     "log_sigmoid": (lambda p: cr.log(cr.sigmoid(p.x)), lambda v: np.log(_sigmoid(v.x))),
     "log_one_minus_sigmoid": (lambda p: cr.log(1.0 - cr.sigmoid(p.x)),
@@ -280,8 +279,7 @@ def test_function_optimizes_by_default():
      lambda v: np.log(np.exp(v).sum(axis=-1, keepdims=True))),
     (lambda X: cr.reshape(cr.expand_dims(X, 0), (-1, 3)), lambda v: v),
     (lambda X: cr.reshape(cr.expand_dims(X, 2), (-1,)), lambda v: v.reshape(-1)),
-    (lambda X: cr.reshape(cr.reshape(X, (-1,)) + late(cr.reshape(X, (-1,)), 0.0), (-1, 3)),
-     lambda v: v),
+    (lambda X: cr.reshape(cr.reshape(X, (-1,)), (-1, 3)), lambda v: v),
 ])
 def test_shape_rules_keep_unknown_dims(build, want):
     # reduce_size_one and reshape_reshape on a batch dim known only at run time

@@ -588,11 +588,16 @@ def _numel(v):
 
 @rule("multiply", const=True)
 def scale_before_matmul(n):
-    """c * (a @ b) -> a @ (c * b) (or (c * a) @ b): scale the smaller
-    operand, not the larger product"""
+    """c * (a @ b) -> a @ (c * b) (or (c * a) @ b) for |c| <= 1: scale the
+    smaller operand, not the larger product"""
     a, b = n.inputs
     for c, m in ((a, b), (b, a)):
-        if c.ndim != 0 or uniform(c) is None or m.op.name != "matmul" or not _same(m, n):
+        if c.ndim != 0 or m.op.name != "matmul" or not _same(m, n):
+            continue
+        value = uniform(c)
+        # |c| > 1 could overflow c * a to inf where the product is finite
+        # (inf * 0 = NaN for 2 * (3e38 @ 0) in float32)
+        if value is None or not abs(value) <= 1:
             continue
         left, right = m.inputs
         small = left if _numel(left) <= _numel(right) else right
