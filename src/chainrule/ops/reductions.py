@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Op, dtype_expr, is_float, lift, make_node, normalize_axes,
+from ..errors import NotDifferentiableError
+from .base import (Op, dtype_expr, from_source, is_float, lift, make_node, normalize_axes,
                    normalize_axis, probe_dtype, register, shape_known)
 from .elementwise import (_size, apply, cast, equal, exp, where)
 
@@ -217,17 +218,50 @@ def _prod_partials(out):
     axes, keepdims = out.attrs
     if all(x.shape[a] is not None for a in axes):
         return _product_of_others(x, axes)
-    # Unknown group size: prod / x, patched where x_i == 0. Right to first
-    # order; its own derivative misses the cross terms between two zeros.
-    is_zero = equal(x, 0)
-    nonzero = where(is_zero, 1, x)
-    prod_nonzero = _expand(prod(nonzero, axes, keepdims), x, axes, keepdims)
-    zeros = _expand(sum(cast(is_zero, x.dtype), axes, keepdims), x, axes, keepdims)
-    others = _expand(out, x, axes, keepdims) / nonzero  # right where x_i != 0
-    # where x_i == 0 the product of the others is prod_nonzero if x_i is the
-    # only zero, and 0 if there is another one
-    at_zero = where(equal(zeros, 1), prod_nonzero, 0)
-    return where(is_zero, at_zero, others)
+    # Unknown group size: the scan below needs it when the graph is built,
+    # so one op computes the products of the others at run time.
+    return apply(_prod_of_others_op, (x,), (axes,))
+
+
+_PROD_OF_OTHERS_SRC = '''def _prod_of_others(x, axes):
+    """For each entry, the product of the other entries of its group (the
+    axes reduced): exclusive running products from both ends, no division."""
+    kept = [i for i in range(x.ndim) if i not in axes]
+    xt = np.transpose(x, kept + list(axes))
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    if n == 0:
+        return x.copy()
+    y = xt.reshape(xt.shape[:len(kept)] + (n,))
+    one = np.ones(y.shape[:-1] + (1,), y.dtype)
+    before = np.cumprod(np.concatenate([one, y[..., :-1]], axis=-1), axis=-1)
+    after = np.cumprod(np.concatenate([one, y[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.transpose((before * after).reshape(xt.shape), np.argsort(kept + list(axes)))
+'''
+
+
+_prod_of_others = from_source(_PROD_OF_OTHERS_SRC)
+
+
+def _no_second_derivative(*args):
+    raise NotDifferentiableError(
+        "prod over an axis whose size is unknown until run time (a None dim) has "
+        "a first derivative but no second one here: its partials are computed "
+        "in one step at run time. Give the placeholder that dim's size to "
+        "differentiate prod twice (the partials are then a graph of their own)")
+
+
+_prod_of_others_op = register(Op(
+    "prod_of_others",
+    infer=lambda attrs, x: (x.shape, x.dtype),
+    impl=lambda attrs, x: _prod_of_others(x, attrs[0]),
+    vjp=_no_second_derivative,
+    jvp=_no_second_derivative,
+    emit=lambda attrs, x: f"_prod_of_others({x}, {tuple(attrs[0])!r})",
+    helpers={"_prod_of_others": _PROD_OF_OTHERS_SRC},
+    flops=lambda node: 4.0 * _size(node),
+))
 
 
 def _product_of_others(x, axes):
@@ -523,8 +557,8 @@ def _batch_sum_to_like(out, args, batched):
     return sum_to_like(g, like)
 
 
-for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _lse_op, _softmax_op,
-            _log_softmax_op):
+for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _prod_of_others_op, _lse_op,
+            _softmax_op, _log_softmax_op):
     _op.batch = shift_axes_rule
 _count_op.batch = _batch_count
 _sum_to_like_op.batch = _batch_sum_to_like
