@@ -32,6 +32,10 @@ def test_passes_on_every_op_of_the_table(case, order):
     feed = dict(vals, w_out=rng.normal(size=np.shape(case.reference(**vals))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if order == 2 and not case.second:  # refused: see test_ops.Case.second
+            with pytest.raises(cr.NotDifferentiableError):
+                cr.check_grad(cr.sum(b.out * b.weight), b.wrt, feed, order=order)
+            return
         assert cr.check_grad(cr.sum(b.out * b.weight), b.wrt, feed, order=order) is None
 
 
