@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir import Var, make_leaf, topo_order, without_gc
+from ..ir import Var, make_leaf, substitute, topo_order, without_gc
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.elementwise import cast
@@ -30,6 +30,24 @@ def _check(y: Var, x: Var, what: str):
     if not is_float(y) or not is_float(x):
         raise ShapeError(f"{what}: {y.label()} and {x.label()} must be floating point")
     wrt_leaves(x, what)
+
+
+def _cut(ys, x: Var):
+    """``ys`` with an inner node ``x`` replaced by a fresh leaf, that leaf,
+    and the function that puts ``x`` back into results built on the leaf.
+
+    A higher derivative with respect to an inner node needs this cut: the
+    first sweep's rules may rebuild ``x``'s own expression from its inputs
+    (the gradient of ``A @ W`` uses ``W.T``, which is the user's
+    ``A = W.T``: equal expressions are one node), and a second sweep with
+    respect to ``x`` would then also differentiate that use, which does not
+    vary with ``x``. No rule builds a leaf, so below the cut every use of the
+    leaf is a use of ``x``."""
+    if not x.inputs:
+        return ys, x, lambda results: results
+    leaf = make_leaf(PLACEHOLDER, x.shape, x.dtype, x.name or "inner")
+    cut = substitute(ys, {x.id: leaf})
+    return cut, leaf, lambda results: substitute(results, {leaf.id: x})
 
 
 def _size(shape) -> int:
@@ -126,9 +144,12 @@ def jacobian(y, x, mode="auto"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', "
                          f"got {mode!r}")
     _check(y, x, "jacobian")
+    (yc,), xc, back = _cut([y], x)
     if mode == "auto":
-        mode = explain_jacobian(y, x)["choice"]
-    res = _sweep(y, x, mode)
+        mode = explain_jacobian(yc, xc)["choice"]
+    res = _sweep(yc, xc, mode)
+    if res is not None:
+        res = back([res])[0]
     if res is None:
         from ..ops.base import constant_var
         return constant_var(np.zeros(y.shape + x.shape, y.dtype))
@@ -145,7 +166,8 @@ def hessian(cost, x):
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hessian: the cost must be a scalar Var")
     _check(cost, x, "hessian")
-    h = jacobian(grad(cost, x), x, mode="forward")
+    (cc,), xc, back = _cut([cost], x)
+    h = back([jacobian(grad(cc, xc), xc, mode="forward")])[0]
     if x.name and h.name in (None, f"jac_grad_{x.name}_{x.name}"):
         h.name = f"hess_{x.name}"
     return h
@@ -158,7 +180,8 @@ def hvp(cost, x, v):
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hvp: the cost must be a scalar Var")
     wrt_leaves(x, "hvp")
-    return jvp(grad(cost, x), x, v)
+    (cc,), xc, back = _cut([cost], x)
+    return back([jvp(grad(cc, xc), xc, v)])[0]
 
 
 

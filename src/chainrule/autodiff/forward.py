@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
-from ..ir.node import differentiation_sweep
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
-from .reverse import _compatible, check_not_rebuilt, seeds_for, wrt_leaves
+from .reverse import _compatible, seeds_for, wrt_leaves
 from .stable import StableForms
 
 
@@ -21,20 +20,12 @@ def push_forward(outputs, wrt, tangents):
     so that ``<c, jvp(t)> = <vjp(c), t>`` holds with ``grad``'s convention:
     a wrt node's cotangent also flows on to the wrt nodes it depends on."""
     order = topo_order(outputs)
-    check_not_rebuilt(order, wrt)
-    with differentiation_sweep():
-        return _push_forward(outputs, wrt, tangents, order)
-
-
-def _push_forward(outputs, wrt, tangents, order):
     live = depends_on(order, wrt)
     tan, seeds = {}, {}
     for w, t in zip(wrt, tangents):
         if t is not None and is_float(w):  # integer and bool inputs carry none
-            if w.inputs:
-                seeds[w.id] = t if w.id not in seeds else seeds[w.id] + t
-            else:
-                tan[w.id] = t
+            into = seeds if w.inputs else tan  # a node listed twice: seeds add up
+            into[w.id] = t if w.id not in into else into[w.id] + t
     stable = StableForms(order, {w.id for w in wrt})
     for node in order:
         if node.id in tan or not node.inputs:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
-from ..ir.node import differentiation_sweep, next_id, rebuilt_since
+from ..ir.node import next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
 from .stable import StableForms
 
@@ -28,27 +28,6 @@ def _total(contribs):
     return total
 
 
-def check_not_rebuilt(order, wrt):
-    """Refuse a wrt node that an earlier derivative rule rebuilt (looked up
-    by structure) and that a node of ``order`` made since then uses: there
-    it may stand for the rebuilt expression, which does not vary with it."""
-    for w in wrt:
-        floor = rebuilt_since(w) if w.inputs else None
-        if floor is None:
-            continue
-        for n in order:
-            if n.id >= floor and w in n.inputs:
-                raise NotDifferentiableError(
-                    f"cannot differentiate with respect to {describe(w)} "
-                    f"here: an earlier derivative rebuilt the same expression, "
-                    f"{w.op.name} of {', '.join(i.label() for i in w.inputs)}, for a "
-                    f"purpose of its own (as the gradient of A @ W rebuilds W.T), and "
-                    f"equal expressions are one node, so this graph uses it in both "
-                    f"roles and the derivative would count both; make it a "
-                    f"cr.placeholder and feed its value, or differentiate with "
-                    f"respect to the inputs it is computed from")
-
-
 def backprop(outputs, cotangents, wrt, order=None):
     """The summed cotangent of every node in ``wrt`` (``None`` where no
     cotangent reaches it), given cotangents for ``outputs`` (``order``:
@@ -57,12 +36,6 @@ def backprop(outputs, cotangents, wrt, order=None):
     (see :mod:`.stable`)."""
     if order is None:
         order = topo_order(outputs)
-    check_not_rebuilt(order, wrt)
-    with differentiation_sweep():
-        return _backprop(outputs, cotangents, wrt, order)
-
-
-def _backprop(outputs, cotangents, wrt, order):
     live = depends_on(order, wrt)
     wanted = {w.id for w in wrt}
     pending: dict[int, list] = {}

@@ -12,7 +12,6 @@ constants (merged by value, dtype and shape) and parameters (named state).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import zlib
@@ -140,43 +139,12 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
         if node is not None:
             if name and node._name is None:
                 node._name = name
-            floor = _sweep[0]
-            if floor is not None and node.id < floor and node not in _rebuilt:
-                _rebuilt[node] = floor
             return node
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
     node.skey = _structural_key(op, attrs, inputs)
     _table[key] = _ref(node, _partial(_forget, key))
     return node
-
-
-# A differentiation sweep that looks up an existing node rebuilds that
-# expression from its operands for a purpose of its own (the W.T in the
-# gradient of A @ W is the user's A = W.T): from then on the node stands for
-# two things. A later derivative with respect to it would count both uses.
-_sweep = [None]  # while a sweep runs: the first id it can make
-_rebuilt: "weakref.WeakKeyDictionary[Var, int]" = weakref.WeakKeyDictionary()
-
-
-@contextlib.contextmanager
-def differentiation_sweep():
-    """Mark the nodes the derivative rules look up while this block runs
-    (see :func:`rebuilt_since`)."""
-    outer = _sweep[0]
-    if outer is None:
-        _sweep[0] = next_id()
-    try:
-        yield
-    finally:
-        _sweep[0] = outer
-
-
-def rebuilt_since(node: Var):
-    """The first node id of the earliest differentiation sweep that rebuilt
-    ``node`` by looking it up (nodes from that id on may use it as the
-    rebuilt expression), or None."""
-    return _rebuilt.get(node)
 
 
 def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
