@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir import Var, make_leaf, substitute, topo_order, without_gc
+from ..ir import Var, make_leaf, topo_order, without_gc
+from ..ir.node import derivative_world
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.elementwise import cast
@@ -30,24 +31,6 @@ def _check(y: Var, x: Var, what: str):
     if not is_float(y) or not is_float(x):
         raise ShapeError(f"{what}: {y.label()} and {x.label()} must be floating point")
     wrt_leaves(x, what)
-
-
-def _cut(ys, x: Var):
-    """``ys`` with an inner node ``x`` replaced by a fresh leaf, that leaf,
-    and the function that puts ``x`` back into results built on the leaf.
-
-    A higher derivative with respect to an inner node needs this cut: the
-    first sweep's rules may rebuild ``x``'s own expression from its inputs
-    (the gradient of ``A @ W`` uses ``W.T``, which is the user's
-    ``A = W.T``: equal expressions are one node), and a second sweep with
-    respect to ``x`` would then also differentiate that use, which does not
-    vary with ``x``. No rule builds a leaf, so below the cut every use of the
-    leaf is a use of ``x``."""
-    if not x.inputs:
-        return ys, x, lambda results: results
-    leaf = make_leaf(PLACEHOLDER, x.shape, x.dtype, x.name or "inner")
-    cut = substitute(ys, {x.id: leaf})
-    return cut, leaf, lambda results: substitute(results, {leaf.id: x})
 
 
 def _size(shape) -> int:
@@ -101,6 +84,7 @@ def _flops(nodes) -> float:
     return total
 
 
+@derivative_world
 def explain_jacobian(y, x) -> dict:
     """The cost model behind ``jacobian(y, x, mode="auto")``.
 
@@ -127,6 +111,7 @@ def explain_jacobian(y, x) -> dict:
 
 
 @without_gc
+@derivative_world
 def jacobian(y, x, mode="auto"):
     """The Jacobian of ``y`` with respect to ``x``, laid out
     ``y.shape + x.shape`` (as Theano, JAX and PyTorch do) with the dtype of
@@ -144,12 +129,9 @@ def jacobian(y, x, mode="auto"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', "
                          f"got {mode!r}")
     _check(y, x, "jacobian")
-    (yc,), xc, back = _cut([y], x)
     if mode == "auto":
-        mode = explain_jacobian(yc, xc)["choice"]
-    res = _sweep(yc, xc, mode)
-    if res is not None:
-        res = back([res])[0]
+        mode = explain_jacobian(y, x)["choice"]
+    res = _sweep(y, x, mode)
     if res is None:
         from ..ops.base import constant_var
         return constant_var(np.zeros(y.shape + x.shape, y.dtype))
@@ -159,6 +141,7 @@ def jacobian(y, x, mode="auto"):
 
 
 @without_gc
+@derivative_world
 def hessian(cost, x):
     """The Hessian of a scalar ``cost`` with respect to ``x``, laid out
     ``x.shape + x.shape``: forward mode over the reverse-mode gradient, all
@@ -166,22 +149,21 @@ def hessian(cost, x):
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hessian: the cost must be a scalar Var")
     _check(cost, x, "hessian")
-    (cc,), xc, back = _cut([cost], x)
-    h = back([jacobian(grad(cc, xc), xc, mode="forward")])[0]
+    h = jacobian(grad(cost, x), x, mode="forward")
     if x.name and h.name in (None, f"jac_grad_{x.name}_{x.name}"):
         h.name = f"hess_{x.name}"
     return h
 
 
 @without_gc
+@derivative_world
 def hvp(cost, x, v):
     """Hessian-vector product ``H v`` (forward over reverse), shaped like
     ``x``; never builds the Hessian."""
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hvp: the cost must be a scalar Var")
     wrt_leaves(x, "hvp")
-    (cc,), xc, back = _cut([cost], x)
-    return back([jvp(grad(cc, xc), xc, v)])[0]
+    return jvp(grad(cost, x), x, v)
 
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
-from ..ir.node import next_id
+from ..ir.node import derivative_world, next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
 from .stable import StableForms
 
@@ -151,6 +151,7 @@ def _zeros_or_raise(results, wrt, order_ids, disconnected, cost_label):
 
 
 @without_gc
+@derivative_world
 def grad(cost, wrt, disconnected="zero"):
     """Symbolic gradient of a scalar ``cost`` with respect to ``wrt``.
 
@@ -214,6 +215,7 @@ def as_seed(value, like: Var, what: str) -> Var:
 
 
 @without_gc
+@derivative_world
 def vjp(outputs, wrt, cotangents):
     """Vector-Jacobian product (reverse mode, Theano's ``Lop``).
 

@@ -3,7 +3,7 @@
 from .node import Var, make_constant, make_leaf, make_node
 from .op import NOT_DIFFERENTIABLE, REGISTRY, Op, get_op, register
 from .structure import flatten
-from .traversal import consumers, depends_on, gc_paused, substitute, topo_order, without_gc
+from .traversal import consumers, depends_on, gc_paused, topo_order, without_gc
 
 __all__ = [
     "Var", "make_node", "make_constant", "make_leaf", "Op", "REGISTRY",

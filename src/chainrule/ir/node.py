@@ -12,6 +12,7 @@ constants (merged by value, dtype and shape) and parameters (named state).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import zlib
@@ -34,18 +35,51 @@ def next_id() -> int:
 # C-level weakrefs and partials: its Python-level entries cost a tenth of
 # building a large derivative graph). Constants keep a WeakValueDictionary
 # (made less often; their keys hold the value's bytes).
+#
+# Two tables: the nodes users build, and the nodes the differentiation
+# functions build (see :func:`derivative_nodes`). A derivative rule that
+# rebuilds an expression the user also built (the W.T in the gradient of
+# A @ W, when the user's A is W.T) gets a node of its own, so that a later
+# derivative with respect to the user's node does not also differentiate the
+# rule's: that use does not vary with it. Derivative nodes still merge among
+# themselves (nested derivatives stay small), and cr.optimize, which rebuilds
+# every node in the users' table, merges equal nodes of both.
 _table: dict = {}
+_derived_table: dict = {}
+_tables = [_table]  # [the table make_node uses now]
 _constants: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
 _ref = weakref.ref
 _partial = functools.partial
 
 
-def _forget(key, ref, table=_table):
-    """The callback of a dead node's reference: drop its entry (unless the
-    key already names a newer node). ``table`` is bound at definition so
-    callbacks still work while the interpreter shuts down."""
+def _forget(table, key, ref):
+    """The callback of a dead node's reference: drop its entry from its
+    ``table`` (unless the key already names a newer node). The table is
+    bound in the callback, so it still works while the interpreter shuts
+    down."""
     if table.get(key) is ref:
         table.pop(key, None)
+
+
+@contextlib.contextmanager
+def derivative_nodes():
+    """Build the nodes of this block in the derivative table (the
+    differentiation functions run inside one)."""
+    outer = _tables[0]
+    _tables[0] = _derived_table
+    try:
+        yield
+    finally:
+        _tables[0] = outer
+
+
+def derivative_world(fn):
+    """Decorator form of :func:`derivative_nodes`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with derivative_nodes():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 class Var:
@@ -133,7 +167,8 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
             (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
         inputs = (inputs[1], inputs[0])
     key = (op.name, attrs, tuple([v.id for v in inputs]))
-    ref = _table.get(key)
+    table = _tables[0]
+    ref = table.get(key)
     if ref is not None:
         node = ref()
         if node is not None:
@@ -143,8 +178,19 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
     node.skey = _structural_key(op, attrs, inputs)
-    _table[key] = _ref(node, _partial(_forget, key))
+    table[key] = _ref(node, _partial(_forget, table, key))
     return node
+
+
+def find_node(op: Op, inputs, attrs=()):
+    """The live node ``op(*inputs)`` with ``attrs`` in the current table, or
+    None (nothing is built)."""
+    inputs = tuple(inputs)
+    if op.commutative and len(inputs) == 2 and \
+            (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
+        inputs = (inputs[1], inputs[0])
+    ref = _tables[0].get((op.name, attrs, tuple([v.id for v in inputs])))
+    return None if ref is None else ref()
 
 
 def make_constant(op: Op, value: np.ndarray, name=None) -> Var:

@@ -92,20 +92,3 @@ class _SkipSet(set):
     def __contains__(self, key):
         return key in self.skip or set.__contains__(self, key)
 
-
-def substitute(outputs, mapping) -> list:
-    """``outputs`` rebuilt with the nodes in ``mapping`` (id -> Var of the
-    same shape and dtype) replaced: every node on a path from a replaced
-    node to an output is built again on the new inputs (hash-consing reuses
-    any that exist); the rest is shared. Iterative, in topological order."""
-    from .node import make_node
-    new = dict(mapping)
-    for node in topo_order(outputs):
-        if node.id in new or not node.inputs:
-            continue
-        ins = [new.get(i.id, i) for i in node.inputs]
-        for a, b in zip(ins, node.inputs):
-            if a is not b:
-                new[node.id] = make_node(node.op, ins, node.attrs)
-                break
-    return [new.get(o.id, o) for o in outputs]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..ir import Var, make_node
+from ..ir.node import find_node
 
 MAX_FIRINGS = 1_000_000  # a guard against a rule set that cycles
 
@@ -94,11 +95,18 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
             new_inputs = tuple([memo[i.id] for i in node.inputs])
             if new_inputs != node.inputs:  # Vars compare by identity
                 cur = make_node(node.op, new_inputs, node.attrs)
-                if cur.id in memo:
-                    memo[node.id] = _named(memo[cur.id], node)
-                    continue
+            elif node.inputs:
+                # a node the differentiation functions made (their own
+                # hash-consing table, ir/node.py) merges here with its
+                # equal in the users' table, if there is one
+                cur = find_node(node.op, new_inputs, node.attrs)
+                if cur is None:
+                    cur = node
             else:
                 cur = node
+            if cur is not node and cur.id in memo:
+                memo[node.id] = _named(memo[cur.id], node)
+                continue
             replacement = None
             if cur.inputs:
                 has_const = False
