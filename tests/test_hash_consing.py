@@ -91,3 +91,26 @@ def test_building_never_bypasses_a_node_the_user_holds():
         cr.evaluate(cr.grad((u * v).sum(), t), {**feed, v: 2 * np.arange(6.0).reshape(2, 3)}),
         2 * np.arange(6.0).reshape(2, 3).T)
     assert cr.optimize(u) is x
+
+
+def test_derivative_nodes_have_a_table_of_their_own_that_forgets_them():
+    """grad's nodes live in the derivative table (the W.T that the gradient
+    of M @ W with respect to M needs is not the user's A = W.T) and leave
+    it when the gradient is dropped."""
+    M = cr.placeholder("M", (2, 3))
+    W = cr.placeholder("W", (3, 3))
+    A = W.T
+    y = M @ W
+    for _ in range(2_000):
+        y = cr.sin(y) * 1.5
+    gc.collect()
+    before = len(node_mod._derived_table)
+    g = cr.grad(cr.sum(y), M)
+    assert len(node_mod._derived_table) >= before + 4_000
+    rebuilt = [n for n in cr.ir.topo_order([g]) if n.op.name == "transpose"]
+    assert len(rebuilt) == 1 and rebuilt[0] is not A and rebuilt[0].inputs[0] is W
+    assert cr.optimize(rebuilt[0]) is A  # cr.optimize merges the two tables' nodes
+    del g, rebuilt
+    gc.collect()
+    assert len(node_mod._derived_table) <= before + 10
+    assert all(r() is not None for r in node_mod._derived_table.values())
