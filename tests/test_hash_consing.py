@@ -6,6 +6,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 
 import chainrule as cr
 from chainrule.ir import node as node_mod
@@ -93,10 +94,11 @@ def test_building_never_bypasses_a_node_the_user_holds():
     assert cr.optimize(u) is x
 
 
-def test_derivative_nodes_have_a_table_of_their_own_that_forgets_them():
-    """grad's nodes live in the derivative table (the W.T that the gradient
-    of M @ W with respect to M needs is not the user's A = W.T) and leave
-    it when the gradient is dropped."""
+def test_each_differentiation_call_has_a_table_of_its_own():
+    """A differentiation call hash-conses its nodes in a table of its own,
+    dropped when it returns: the W.T that the gradient of M @ W with respect
+    to M needs is not the user's A = W.T, nor a W.T an earlier call made,
+    and the users' table gets none of its nodes. cr.optimize merges them."""
     M = cr.placeholder("M", (2, 3))
     W = cr.placeholder("W", (3, 3))
     A = W.T
@@ -104,13 +106,21 @@ def test_derivative_nodes_have_a_table_of_their_own_that_forgets_them():
     for _ in range(2_000):
         y = cr.sin(y) * 1.5
     gc.collect()
-    before = len(node_mod._derived_table)
-    g = cr.grad(cr.sum(y), M)
-    assert len(node_mod._derived_table) >= before + 4_000
-    rebuilt = [n for n in cr.ir.topo_order([g]) if n.op.name == "transpose"]
-    assert len(rebuilt) == 1 and rebuilt[0] is not A and rebuilt[0].inputs[0] is W
-    assert cr.optimize(rebuilt[0]) is A  # cr.optimize merges the two tables' nodes
-    del g, rebuilt
-    gc.collect()
-    assert len(node_mod._derived_table) <= before + 10
-    assert all(r() is not None for r in node_mod._derived_table.values())
+    before = len(node_mod._table)
+    g1 = cr.grad(cr.sum(y), M)
+    g2 = cr.grad(cr.sum(y), M)
+    assert len(node_mod._table) == before and node_mod._state.table is None
+    t1, t2 = ([n for n in cr.ir.topo_order([g]) if n.op.name == "transpose"] for g in (g1, g2))
+    assert len(t1) == len(t2) == 1 and t1[0] is not A and t2[0] is not t1[0]
+    assert t1[0].inputs[0] is W
+    assert cr.optimize(t1[0]) is A and cr.optimize(t2[0]) is A
+    o1, o2 = cr.optimize([g1, g2])
+    assert o1 is o2  # the two calls' equal gradients merge too
+
+
+def test_a_failed_differentiation_call_leaves_the_users_table_in_use():
+    x = cr.placeholder("x", (3,))
+    with pytest.raises(cr.ShapeError):
+        cr.grad(x * 2.0, x)  # not a scalar
+    assert node_mod._state.table is None
+    assert cr.exp(x) is cr.exp(x)

@@ -118,3 +118,28 @@ def test_repeated_wrt_leaf_sums_its_tangents():
     x = cr.placeholder("x", (2,))
     got = cr.evaluate(cr.jvp(x * x, [x, x], [[1.0, 0.0], [0.0, 1.0]]), {x: [0.3, 0.7]})
     np.testing.assert_allclose(got, [0.6, 1.4])
+
+
+def test_a_node_an_earlier_call_returned_is_its_own_wrt():
+    """g = grad(sum(sin x), x) is cos(x); the next gradient's rule for sin
+    rebuilds cos(x) too, as a node of its own: d/dg of d/dx sum(g sin x)
+    = d/dg (g cos x) = cos x, not 2 cos x."""
+    x = cr.placeholder("x", (3,))
+    xv = np.array([0.1, 0.5, 2.0])
+    g = cr.grad(cr.sin(x).sum(), x)
+    h = cr.grad((g * cr.sin(x)).sum(), x)
+    v = np.array([1.0, -2.0, 0.5])
+    for expr in (cr.jvp(h, g, v), cr.vjp(h, g, v)):  # the Jacobian is diagonal
+        np.testing.assert_allclose(cr.evaluate(expr, {x: xv}), v * np.cos(xv))
+        np.testing.assert_allclose(cr.function([x], expr)(xv), v * np.cos(xv))
+
+
+def test_compiling_a_gradient_does_not_rename_the_users_nodes():
+    """The gradient of sum(sin z) is a cos(z) of its own, named grad_z;
+    compiled, it merges with the user's unnamed cos(z), which keeps no name."""
+    z = cr.placeholder("z", (3,))
+    c = cr.cos(z)
+    g = cr.grad(cr.sin(z).sum(), z)
+    f = cr.function([z], [c * 2.0, g])
+    assert c.name is None
+    np.testing.assert_allclose(f(np.zeros(3))[1], np.ones(3))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import threading
 import zlib
 import weakref
 
@@ -36,41 +37,48 @@ def next_id() -> int:
 # building a large derivative graph). Constants keep a WeakValueDictionary
 # (made less often; their keys hold the value's bytes).
 #
-# Two tables: the nodes users build, and the nodes the differentiation
-# functions build (see :func:`derivative_nodes`). A derivative rule that
-# rebuilds an expression the user also built (the W.T in the gradient of
-# A @ W, when the user's A is W.T) gets a node of its own, so that a later
-# derivative with respect to the user's node does not also differentiate the
-# rule's: that use does not vary with it. Derivative nodes still merge among
-# themselves (nested derivatives stay small), and cr.optimize, which rebuilds
-# every node in the users' table, merges equal nodes of both.
+# The differentiation functions (see :func:`derivative_nodes`) do not use
+# this table: each call hash-conses the nodes it builds in a table of its
+# own, dropped when it returns. A derivative rule that rebuilds an
+# expression the user already holds (the W.T in the gradient of A @ W, when
+# the user's A is W.T; or cos(x) from an earlier gradient) so gets a node of
+# its own, and a later derivative with respect to the user's node does not
+# also differentiate the rule's, which does not vary with it. cr.optimize
+# merges equal nodes again before code is generated (passes/rewrite.py).
 _table: dict = {}
-_derived_table: dict = {}
-_tables = [_table]  # [the table make_node uses now]
 _constants: "weakref.WeakValueDictionary[tuple, Var]" = weakref.WeakValueDictionary()
 _ref = weakref.ref
 _partial = functools.partial
 
 
-def _forget(table, key, ref):
-    """The callback of a dead node's reference: drop its entry from its
-    ``table`` (unless the key already names a newer node). The table is
-    bound in the callback, so it still works while the interpreter shuts
-    down."""
+class _State(threading.local):
+    table = None  # the running differentiation call's table, in this thread
+
+
+_state = _State()
+
+
+def _forget(key, ref, table=_table):
+    """The callback of a dead node's reference: drop its entry (unless the
+    key already names a newer node). ``table`` is bound at definition so
+    callbacks still work while the interpreter shuts down."""
     if table.get(key) is ref:
         table.pop(key, None)
 
 
 @contextlib.contextmanager
 def derivative_nodes():
-    """Build the nodes of this block in the derivative table (the
-    differentiation functions run inside one)."""
-    outer = _tables[0]
-    _tables[0] = _derived_table
+    """Hash-cons the nodes built in this block (in this thread) in a table
+    of their own, dropped at the end; nested blocks share the outermost
+    one's. The differentiation functions run inside one."""
+    if _state.table is not None:
+        yield
+        return
+    _state.table = {}
     try:
         yield
     finally:
-        _tables[0] = outer
+        _state.table = None
 
 
 def derivative_world(fn):
@@ -167,29 +175,38 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
             (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
         inputs = (inputs[1], inputs[0])
     key = (op.name, attrs, tuple([v.id for v in inputs]))
-    table = _tables[0]
-    ref = table.get(key)
-    if ref is not None:
-        node = ref()
-        if node is not None:
-            if name and node._name is None:
-                node._name = name
-            return node
+    own = _state.table
+    if own is None:
+        ref = _table.get(key)
+        node = None if ref is None else ref()
+    else:
+        node = own.get(key)
+    if node is not None:
+        if name and node._name is None:
+            node._name = name
+        return node
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
     node.skey = _structural_key(op, attrs, inputs)
-    table[key] = _ref(node, _partial(_forget, table, key))
+    if own is None:
+        _table[key] = _ref(node, _partial(_forget, key))
+    else:
+        own[key] = node
     return node
 
 
-def find_node(op: Op, inputs, attrs=()):
-    """The live node ``op(*inputs)`` with ``attrs`` in the current table, or
-    None (nothing is built)."""
+def node_key(op: Op, inputs, attrs=()) -> tuple:
+    """The hash-consing key of ``op(*inputs)`` with ``attrs``."""
     inputs = tuple(inputs)
     if op.commutative and len(inputs) == 2 and \
             (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
         inputs = (inputs[1], inputs[0])
-    ref = _tables[0].get((op.name, attrs, tuple([v.id for v in inputs])))
+    return (op.name, attrs, tuple([v.id for v in inputs]))
+
+
+def find_node(key: tuple):
+    """The live node the users' table holds for ``key``, or None."""
+    ref = _table.get(key)
     return None if ref is None else ref()
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..ir import Var, make_node
-from ..ir.node import find_node
+from ..ir.node import find_node, next_id, node_key
 
 MAX_FIRINGS = 1_000_000  # a guard against a rule set that cycles
 
@@ -73,6 +73,8 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
         return rs
 
     memo: dict[int, Var] = {}
+    twins: dict[tuple, Var] = {}  # nodes outside the users' table, by key
+    start = next_id()  # nodes made from here on are this pass's own
     firings = 0
     # stack items: (node, state); state 0 = expand, 1 = rebuild, 2 = resolve
     # (the node was replaced by ``pending[node.id]``, now rewritten)
@@ -82,7 +84,7 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
         while stack:
             node, state = stack.pop()
             if state == 2:
-                memo[node.id] = _named(memo[pending.pop(node.id).id], node)
+                memo[node.id] = _named(memo[pending.pop(node.id).id], node, start)
                 continue
             if node.id in memo:
                 continue
@@ -93,19 +95,25 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                         stack.append((inp, 0))
                 continue
             new_inputs = tuple([memo[i.id] for i in node.inputs])
-            if new_inputs != node.inputs:  # Vars compare by identity
-                cur = make_node(node.op, new_inputs, node.attrs)
-            elif node.inputs:
-                # a node the differentiation functions made (their own
-                # hash-consing table, ir/node.py) merges here with its
-                # equal in the users' table, if there is one
-                cur = find_node(node.op, new_inputs, node.attrs)
+            if not node.is_leaf:
+                # the node on these inputs: the users' one if it exists, or
+                # one met earlier in this pass (the differentiation calls
+                # build theirs in tables of their own, ir/node.py, so equal
+                # nodes of two calls merge only here), or node itself, or a
+                # new one
+                key = node_key(node.op, new_inputs, node.attrs)
+                cur = find_node(key)
                 if cur is None:
-                    cur = node
+                    cur = twins.get(key)
+                    if cur is None:
+                        if new_inputs == node.inputs:  # Vars compare by identity
+                            cur = twins[key] = node
+                        else:
+                            cur = make_node(node.op, new_inputs, node.attrs)
             else:
                 cur = node
             if cur is not node and cur.id in memo:
-                memo[node.id] = _named(memo[cur.id], node)
+                memo[node.id] = _named(memo[cur.id], node, start)
                 continue
             replacement = None
             if cur.inputs:
@@ -126,12 +134,12 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                         firings += 1
                         break
             if replacement is None:
-                memo[node.id] = memo[cur.id] = _named(cur, node)
+                memo[node.id] = memo[cur.id] = _named(cur, node, start)
                 continue
             if firings > MAX_FIRINGS:
                 raise RuntimeError("rewrite: the rules did not reach a fixpoint")
             if replacement.id in memo:
-                memo[node.id] = _named(memo[replacement.id], node)
+                memo[node.id] = _named(memo[replacement.id], node, start)
                 continue
             pending[node.id] = replacement
             stack.append((node, 2))
@@ -139,9 +147,11 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
     return [memo[o.id] for o in outputs]
 
 
-def _named(new: Var, old: Var) -> Var:
-    """Carry the user's name over to the node that replaces a named node
-    (names are metadata; constants and leaves keep their own)."""
-    if old.name and new.name is None and not new.is_leaf:
+def _named(new: Var, old: Var, start: int) -> Var:
+    """Carry the user's name over to the node that replaces a named node,
+    if this pass made it (ids from ``start`` on): a node that existed
+    before, the user's own or another graph's, is not renamed (names are
+    metadata; constants and leaves keep their own)."""
+    if old.name and new.name is None and new.id >= start and not new.is_leaf:
         new.name = old.name
     return new
