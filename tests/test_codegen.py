@@ -270,3 +270,23 @@ def test_errors_after_helper_functions_name_the_right_node():
     assert "def _softmax" in f.source and "def _logsumexp" in f.source
     with pytest.raises(cr.InputError, match=r"matmul\(h0, v\)"):
         f(np.ones((2, 3)), np.ones((4, 4)))
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: cr.sum(cr.log(cr.sigmoid(x))),
+    lambda x: cr.sum(cr.tanh(x) * cr.tanh(x)),
+])
+def test_gradient_and_cost_share_their_statements(build):
+    """A gradient call builds its nodes apart from the user's (ir/node.py);
+    compiled with the cost, equal expressions of both are one statement,
+    whichever output comes first, and compiling again gives the same text."""
+    x = cr.placeholder("x", (4,))
+    cost = build(x)
+    g = cr.grad(cost, x)
+    for outs in ([g, cost], [cost, g]):
+        src = cr.function([x], outs).source
+        body = [ln.split("=", 1)[1].strip() for ln in src.split("def compiled")[1].splitlines()
+                if " = " in ln]
+        assert len(body) == len(set(body)), src
+        assert "grad_x" in src, src
+        assert cr.function([x], outs).source == src

@@ -73,7 +73,7 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
         return rs
 
     memo: dict[int, Var] = {}
-    twins: dict[tuple, Var] = {}  # nodes outside the users' table, by key
+    canon: dict[tuple, Var] = {}  # key -> the node this pass settled on
     start = next_id()  # nodes made from here on are this pass's own
     firings = 0
     # stack items: (node, state); state 0 = expand, 1 = rebuild, 2 = resolve
@@ -96,20 +96,20 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
                 continue
             new_inputs = tuple([memo[i.id] for i in node.inputs])
             if not node.is_leaf:
-                # the node on these inputs: the users' one if it exists, or
-                # one met earlier in this pass (the differentiation calls
-                # build theirs in tables of their own, ir/node.py, so equal
-                # nodes of two calls merge only here), or node itself, or a
-                # new one
+                # one node per key in this pass: the first met (node itself
+                # on unchanged inputs, else the one make_node gives). The
+                # differentiation calls build theirs in tables of their own
+                # (ir/node.py), so their equal nodes, and those of the
+                # user's graph, merge here, the same way whatever else is
+                # alive
                 key = node_key(node.op, new_inputs, node.attrs)
-                cur = find_node(key)
+                cur = canon.get(key)
                 if cur is None:
-                    cur = twins.get(key)
-                    if cur is None:
-                        if new_inputs == node.inputs:  # Vars compare by identity
-                            cur = twins[key] = node
-                        else:
-                            cur = make_node(node.op, new_inputs, node.attrs)
+                    if new_inputs == node.inputs:  # Vars compare by identity
+                        cur = node
+                    else:
+                        cur = make_node(node.op, new_inputs, node.attrs)
+                    canon[key] = cur
             else:
                 cur = node
             if cur is not node and cur.id in memo:
@@ -148,10 +148,12 @@ def rewrite(outputs, tables, report: Counter | None = None) -> list:
 
 
 def _named(new: Var, old: Var, start: int) -> Var:
-    """Carry the user's name over to the node that replaces a named node,
-    if this pass made it (ids from ``start`` on): a node that existed
-    before, the user's own or another graph's, is not renamed (names are
-    metadata; constants and leaves keep their own)."""
-    if old.name and new.name is None and new.id >= start and not new.is_leaf:
+    """Carry the user's name over to the node that replaces a named node
+    (names are metadata; constants and leaves keep their own), if this pass
+    made the new node (ids from ``start`` on) or a differentiation call did:
+    a node of the user's own graph is not renamed (a gradient merged into
+    the user's cos(z) leaves it unnamed)."""
+    if old.name and new.name is None and not new.is_leaf and (
+            new.id >= start or find_node(node_key(new.op, new.inputs, new.attrs)) is not new):
         new.name = old.name
     return new
