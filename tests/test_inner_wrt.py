@@ -143,3 +143,71 @@ def test_compiling_a_gradient_does_not_rename_the_users_nodes():
     f = cr.function([z], [c * 2.0, g])
     assert c.name is None
     np.testing.assert_allclose(f(np.zeros(3))[1], np.ones(3))
+
+
+# -- property: any inner node, any composition ---------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_INNER = [lambda v: v.T, lambda v: v - 1.0, cr.exp, cr.sin, cr.square, cr.tanh, cr.sigmoid,
+          lambda v: -v, lambda v: v * 0.5]
+# (x enters the outer terms as x itself or as cos(x).T, never as an
+# expression that h may be: x.T written twice is one node, h itself)
+_OUTER = [lambda h, x: h @ x, lambda h, x: cr.cos(x).T @ h.T,
+          lambda h, x: cr.sin(h) * cr.cos(x).T, lambda h, x: cr.tanh(h @ x),
+          lambda h, x: cr.exp(h - 1.0) * cr.cos(x).T,
+          lambda h, x: cr.log(cr.sigmoid(h)) + cr.cos(x).T,
+          lambda h, x: cr.square(h) * cr.cos(x).T, lambda h, x: (h @ x) ** 3.0]
+
+
+def _check_inner(inner, outer, ways=range(4)):
+    x = cr.placeholder("x", (2, 3))
+    h = x
+    for k in inner:
+        h = _INNER[k](h)
+    if h.shape != (3, 2):
+        h = h.T
+
+    def cost_of(hh):
+        return sum(cr.sum(_OUTER[k](hh, x)) for k in outer)
+
+    P = cr.placeholder("P", (3, 2))
+    xv = np.linspace(-0.9, 0.8, 6).reshape(2, 3)
+    pv = cr.evaluate(h, {x: xv})
+    v = np.linspace(0.3, -0.6, 6).reshape(3, 2)
+
+    def second(cost, wrt, way):
+        g = cr.grad(cost, wrt)
+        vt = cr.constant(v)
+        return [lambda: cr.hvp(cost, wrt, v), lambda: cr.jvp(g, wrt, v),
+                lambda: cr.grad(cr.sum(g * vt), wrt),
+                lambda: cr.reshape(cr.reshape(cr.hessian(cost, wrt), (6, 6))
+                                   @ cr.reshape(vt, (6,)), (3, 2))][way]()
+
+    for way in ways:
+        want = cr.evaluate(second(cost_of(P), P, way), {x: xv, P: pv})
+        got = second(cost_of(h), h, way)
+        np.testing.assert_allclose(cr.evaluate(got, {x: xv}), want, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"way {way}")
+        np.testing.assert_allclose(cr.function([x], got)(xv), want, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"way {way}, compiled")
+
+
+@pytest.mark.parametrize("outer", range(len(_OUTER)))
+@pytest.mark.parametrize("inner", range(len(_INNER)))
+def test_second_derivatives_wrt_each_inner_op(inner, outer):
+    """h = one op of x (transposed to 3x2 if needed); cost = sum(outer(h, x)).
+    hvp, jvp of grad, grad of grad and hessian with respect to h equal the
+    ones with h fed as an independent placeholder P (at P = h's value): the
+    rules' rebuilt copies of h's expression (x.T in the gradient of
+    x.T @ x, x - 1 in a power rule, ...) must not count."""
+    _check_inner([inner], [outer])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, len(_INNER) - 1), min_size=2, max_size=3),
+       st.lists(st.integers(0, len(_OUTER) - 1), min_size=1, max_size=2),
+       st.integers(0, 3))
+def test_second_derivatives_wrt_inner_nodes_match_an_independent_input(inner, outer, way):
+    """The same with chains of inner ops and sums of outer terms."""
+    _check_inner(inner, outer, [way])
