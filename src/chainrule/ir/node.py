@@ -3,8 +3,10 @@
 A Var is immutable apart from its ``name`` (metadata, not identity). Nodes
 are hash-consed: building the same op with the same attributes on the same
 inputs returns the very same object, so common subexpressions are shared for
-free and nested derivatives stay small. Commutative ops order their operands
-canonically (by creation id) before lookup.
+free. Commutative ops order their operands canonically (by creation id)
+before lookup. Each call of a differentiation function hash-conses what it
+builds in a table of its own (see :func:`derivative_nodes`); the rewrite
+pass merges equal nodes of all of them.
 
 Leaves are Vars too: placeholders (one object per call, never merged),
 constants (merged by value, dtype and shape) and parameters (named state).
