@@ -424,3 +424,13 @@ def test_hessian_of_a_function_of_a_forward_jacobian(backend):
     gf = cr.function([x], g, backend="interpreter")
     fd_h = np.stack([(gf(xv + eps * e) - gf(xv - eps * e)) / (2 * eps) for e in np.eye(4)], 1)
     np.testing.assert_allclose(hv, fd_h, rtol=1e-6, atol=1e-7)
+
+
+def test_a_constant_hessian_is_not_named():
+    """The Hessian of a linear cost is a constant, shared by value with
+    every equal constant: naming it hess_x would rename them all."""
+    x = cr.placeholder("x", (2,))
+    h = cr.hessian(cr.sum(x * 2.0), x)
+    assert h.name is None and cr.constant(np.zeros((2, 2))).name is None
+    y = cr.placeholder("y", (2,))
+    assert cr.hessian(cr.sum(cr.sin(y)), y).name == "hess_y"

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Var, make_leaf, topo_order, without_gc
-from ..ir.node import derivative_world
+from ..ir.node import derivative_world, next_id
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.elementwise import cast
@@ -129,13 +129,16 @@ def jacobian(y, x, mode="auto"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', "
                          f"got {mode!r}")
     _check(y, x, "jacobian")
+    first = next_id()
     if mode == "auto":
         mode = explain_jacobian(y, x)["choice"]
     res = _sweep(y, x, mode)
     if res is None:
         from ..ops.base import constant_var
         return constant_var(np.zeros(y.shape + x.shape, y.dtype))
-    if y.name and x.name and res.name is None:
+    # name only a node this call made: not a constant (shared by value) or
+    # a node of the user's graph
+    if y.name and x.name and res.name is None and res.id >= first and not res.is_leaf:
         res.name = f"jac_{y.name}_{x.name}"
     return res
 
@@ -149,8 +152,10 @@ def hessian(cost, x):
     if not isinstance(cost, Var) or cost.ndim != 0:
         raise ShapeError("hessian: the cost must be a scalar Var")
     _check(cost, x, "hessian")
+    first = next_id()
     h = jacobian(grad(cost, x), x, mode="forward")
-    if x.name and h.name in (None, f"jac_grad_{x.name}_{x.name}"):
+    if x.name and h.name in (None, f"jac_grad_{x.name}_{x.name}") and h.id >= first \
+            and not h.is_leaf:
         h.name = f"hess_{x.name}"
     return h
 
