@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Var, make_leaf, topo_order, without_gc
-from ..ir.node import derivative_world, next_id
+from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, is_float, shape_known
 from ..ops.leaves import PLACEHOLDER
 from ..ops.elementwise import cast
@@ -18,7 +18,7 @@ from ..ops.shape import eye_seed, reshape, transpose
 from .banded import Banded
 from .batching import batch_graph
 from .forward import jvp, push_forward
-from .reverse import backprop, grad, wrt_leaves
+from .reverse import backprop, grad, name_if_new, wrt_leaves
 
 
 def _check(y: Var, x: Var, what: str):
@@ -84,7 +84,7 @@ def _flops(nodes) -> float:
     return total
 
 
-@derivative_world
+@derivative_nodes()
 def explain_jacobian(y, x) -> dict:
     """The cost model behind ``jacobian(y, x, mode="auto")``.
 
@@ -111,7 +111,7 @@ def explain_jacobian(y, x) -> dict:
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def jacobian(y, x, mode="auto"):
     """The Jacobian of ``y`` with respect to ``x``, laid out
     ``y.shape + x.shape`` (as Theano, JAX and PyTorch do) with the dtype of
@@ -136,15 +136,13 @@ def jacobian(y, x, mode="auto"):
     if res is None:
         from ..ops.base import constant_var
         return constant_var(np.zeros(y.shape + x.shape, y.dtype))
-    # name only a node this call made: not a constant (shared by value) or
-    # a node of the user's graph
-    if y.name and x.name and res.name is None and res.id >= first and not res.is_leaf:
-        res.name = f"jac_{y.name}_{x.name}"
+    if y.name and x.name:
+        name_if_new(res, f"jac_{y.name}_{x.name}", first)
     return res
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def hessian(cost, x):
     """The Hessian of a scalar ``cost`` with respect to ``x``, laid out
     ``x.shape + x.shape``: forward mode over the reverse-mode gradient, all
@@ -154,14 +152,15 @@ def hessian(cost, x):
     _check(cost, x, "hessian")
     first = next_id()
     h = jacobian(grad(cost, x), x, mode="forward")
-    if x.name and h.name in (None, f"jac_grad_{x.name}_{x.name}") and h.id >= first \
-            and not h.is_leaf:
-        h.name = f"hess_{x.name}"
+    if x.name:
+        if h.name == f"jac_grad_{x.name}_{x.name}":  # jacobian's name for it
+            h.name = None
+        name_if_new(h, f"hess_{x.name}", first)
     return h
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def hvp(cost, x, v):
     """Hessian-vector product ``H v`` (forward over reverse), shaped like
     ``x``; never builds the Hessian."""

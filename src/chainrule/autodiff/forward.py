@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
 from ..ops.base import describe, fmt_shape, is_float, zeros_for
-from ..ir.node import derivative_world
+from ..ir.node import derivative_nodes
 from .reverse import _compatible, seeds_for, wrt_leaves
 from .stable import StableForms
 
@@ -73,7 +73,7 @@ def _push(node, tan):
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def jvp(outputs, wrt, tangents):
     """Jacobian-vector product (forward mode, Theano's ``Rop``).
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
-from ..ir.node import derivative_world, next_id
+from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
 from .stable import StableForms
 
@@ -124,14 +124,20 @@ def wrt_leaves(wrt, api: str):
     return leaves, rebuild
 
 
+def name_if_new(node, name, first_new_id):
+    """Name ``node`` if it has no name and the calling differentiation
+    function made it (id from ``first_new_id`` on): never a node of the
+    user's graph, nor a constant, which is shared by value across graphs."""
+    if node.name is None and node.id >= first_new_id and not node.is_leaf:
+        node.name = name
+
+
 def _name_grads(results, wrt, first_new_id):
     """Name each gradient node after its wrt Var (``grad_W``), if the sweep
-    made it (a node shared with the forward graph keeps its own identity)."""
+    made it."""
     for g, w in zip(results, wrt):
-        # constants are shared by value across graphs: never name them
-        if g is not None and g.name is None and g.id >= first_new_id and w.name \
-                and not g.is_leaf:
-            g.name = f"grad_{w.name}"
+        if g is not None and w.name:
+            name_if_new(g, f"grad_{w.name}", first_new_id)
 
 
 def _zeros_or_raise(results, wrt, order_ids, disconnected, cost_label):
@@ -151,7 +157,7 @@ def _zeros_or_raise(results, wrt, order_ids, disconnected, cost_label):
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def grad(cost, wrt, disconnected="zero"):
     """Symbolic gradient of a scalar ``cost`` with respect to ``wrt``.
 
@@ -215,7 +221,7 @@ def as_seed(value, like: Var, what: str) -> Var:
 
 
 @without_gc
-@derivative_world
+@derivative_nodes()
 def vjp(outputs, wrt, cotangents):
     """Vector-Jacobian product (reverse mode, Theano's ``Lop``).
 

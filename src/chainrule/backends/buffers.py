@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from .program import may_fail
+from .program import MIN_ELEMENTS, known_size, may_fail
 
 _NEVER = float("inf")
 
@@ -31,19 +31,12 @@ def _key(node):
     return (node.shape, node.dtype.str)
 
 
-# Below this many elements NumPy's own small-block cache makes a new array
-# cheaper than passing ``out=`` (a keyword argument costs more than it saves).
-MIN_ELEMENTS = 8192
-
-
 def capable(node) -> bool:
     """Can this node's op write into a given buffer, and is it worth it?"""
-    if node.op.ufunc is None or node.ndim == 0 or any(d is None for d in node.shape):
+    if node.op.ufunc is None or node.ndim == 0:
         return False
-    size = 1
-    for d in node.shape:
-        size *= d
-    return size >= MIN_ELEMENTS
+    size = known_size(node)
+    return size is not None and size >= MIN_ELEMENTS
 
 
 class BufferPlan:

@@ -26,7 +26,8 @@ class Program:
         self.params += [p for p, _ in self.updates if p.id not in used]
 
 
-def _size(node):
+def known_size(node):
+    """How many elements ``node`` has, or None if a dim is unknown."""
     n = 1
     for d in node.shape:
         if d is None:
@@ -35,7 +36,10 @@ def _size(node):
     return n
 
 
-_EARLY_MIN = 8192  # elements: below this a buffer is not worth scheduling for
+# Below this many elements NumPy's own small-block cache makes a new array
+# cheaper than passing ``out=`` (a keyword argument costs more than it saves):
+# no buffer is reused, nor scheduled for.
+MIN_ELEMENTS = 8192
 _EARLY_RATIO = 4   # a consumer at least this many times smaller than its operand
 
 
@@ -63,11 +67,11 @@ def reductions_early(order) -> list:
             continue
         out.append(n)
         done.add(n.id)
-        big = _size(n) if n.inputs else None
-        if big is None or big < _EARLY_MIN:
+        big = known_size(n) if n.inputs else None
+        if big is None or big < MIN_ELEMENTS:
             continue
         for c in users.get(n.id, ()):
-            small = _size(c)
+            small = known_size(c)
             if c.id in done or small is None or small * _EARLY_RATIO > big:
                 continue
             # its other operands must come no later than n in the order

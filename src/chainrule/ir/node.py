@@ -72,7 +72,9 @@ def _forget(key, ref, table=_table):
 def derivative_nodes():
     """Hash-cons the nodes built in this block (in this thread) in a table
     of their own, dropped at the end; nested blocks share the outermost
-    one's. The differentiation functions run inside one."""
+    one's. The differentiation functions are decorated with it
+    (``@derivative_nodes()``: a context manager made by contextlib is also a
+    decorator)."""
     if _state.table is not None:
         yield
         return
@@ -81,15 +83,6 @@ def derivative_nodes():
         yield
     finally:
         _state.table = None
-
-
-def derivative_world(fn):
-    """Decorator form of :func:`derivative_nodes`."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with derivative_nodes():
-            return fn(*args, **kwargs)
-    return wrapper
 
 
 class Var:
@@ -172,10 +165,8 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
 
     Runs the op's shape/dtype rule, which raises on a mismatch.
     """
-    given = inputs = tuple(inputs)
-    if op.commutative and len(inputs) == 2 and \
-            (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
-        inputs = (inputs[1], inputs[0])
+    given = tuple(inputs)
+    inputs = _canonical(op, given)
     key = (op.name, attrs, tuple([v.id for v in inputs]))
     own = _state.table
     if own is None:
@@ -197,13 +188,18 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
     return node
 
 
-def node_key(op: Op, inputs, attrs=()) -> tuple:
-    """The hash-consing key of ``op(*inputs)`` with ``attrs``."""
-    inputs = tuple(inputs)
+def _canonical(op: Op, inputs: tuple) -> tuple:
+    """The operands in hash-consing order: a commutative op's two sorted
+    (by structure, then creation id)."""
     if op.commutative and len(inputs) == 2 and \
             (inputs[0].skey, inputs[0].id) > (inputs[1].skey, inputs[1].id):
-        inputs = (inputs[1], inputs[0])
-    return (op.name, attrs, tuple([v.id for v in inputs]))
+        return (inputs[1], inputs[0])
+    return inputs
+
+
+def node_key(op: Op, inputs, attrs=()) -> tuple:
+    """The hash-consing key of ``op(*inputs)`` with ``attrs``."""
+    return (op.name, attrs, tuple([v.id for v in _canonical(op, tuple(inputs))]))
 
 
 def find_node(key: tuple):

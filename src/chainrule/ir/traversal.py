@@ -91,4 +91,3 @@ class _SkipSet(set):
 
     def __contains__(self, key):
         return key in self.skip or set.__contains__(self, key)
-

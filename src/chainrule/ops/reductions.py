@@ -342,22 +342,18 @@ def _on_float(emit):
     return emit_node
 
 
-def _logsumexp_impl(attrs, x):
-    axes, keepdims = attrs
-    x = _as_float(x)
-    m = np.max(x, axis=axes, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
-    return out if keepdims else np.squeeze(out, axis=axes)
-
-
 _LOGSUMEXP_SRC = '''def _logsumexp(x, axis, keepdims=False):
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 '''
+_logsumexp = from_source(_LOGSUMEXP_SRC)
+
+
+def _logsumexp_impl(attrs, x):
+    with np.errstate(divide="ignore"):  # log(0) = -inf where every exp underflows
+        return _logsumexp(_as_float(x), *attrs)
 
 
 def _lse_code(attrs, x):
@@ -396,20 +392,6 @@ def logsumexp(x, axis=None, keepdims=False):
     return apply(_lse_op, (x,), (axes, bool(keepdims)))
 
 
-def _softmax_impl(attrs, x):
-    axis, = attrs
-    x = _as_float(x)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def _log_softmax_impl(attrs, x):
-    axis, = attrs
-    x = _as_float(x)
-    s = x - np.max(x, axis=axis, keepdims=True)
-    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
-
-
 _SOFTMAX_SRC = '''def _softmax(x, axis):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -418,6 +400,18 @@ _LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis):
     s = x - x.max(axis=axis, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 '''
+# the interpreter runs the very helpers the generated code defines, on input
+# cast to float as the generated code does (_on_float)
+_softmax = from_source(_SOFTMAX_SRC)
+_log_softmax = from_source(_LOG_SOFTMAX_SRC)
+
+
+def _softmax_impl(attrs, x):
+    return _softmax(_as_float(x), attrs[0])
+
+
+def _log_softmax_impl(attrs, x):
+    return _log_softmax(_as_float(x), attrs[0])
 
 
 def _softmax_code(attrs, x):
