@@ -8,6 +8,7 @@ import numpy as np
 
 from .backends import BACKENDS, Program
 from .backends.gemm import check_choice as check_blas_choice
+from .backends.vecmath import check_choice as check_vecmath_choice
 from .backends.program import RUNTIME_ERRORS, NodeFailure, describe_node
 from .errors import InputError
 from .ir import Var, flatten, topo_order, without_gc
@@ -186,7 +187,7 @@ class Function:
 
     @without_gc
     def __init__(self, inputs, outputs, updates=None, backend="numpy",
-                 optimize=True, check_finite=False, blas=None):
+                 optimize=True, check_finite=False, blas=None, vecmath=None):
         if backend not in BACKENDS:
             raise ValueError(f"function: unknown backend {backend!r}; choose one of "
                              f"{sorted(BACKENDS)}")
@@ -206,8 +207,9 @@ class Function:
         self._params = prog.params
         self._updated = [p for p, _ in upd]
         self._copy_update, self._copy_out = _copy_rules(outs, upd)
-        check_blas_choice(blas)  # checked for every backend; the interpreter ignores it
-        options = {"blas": blas} if backend == "numpy" else {}
+        check_blas_choice(blas)  # checked for every backend; the interpreter ignores them
+        check_vecmath_choice(vecmath)
+        options = {"blas": blas, "vecmath": vecmath} if backend == "numpy" else {}
         self._run, self.source, self._locate = BACKENDS[backend](
             prog, check_finite=check_finite, **options)
         self.backend = backend
@@ -328,7 +330,7 @@ _MISSING = object()
 
 
 def function(inputs, outputs, updates=None, backend="numpy", optimize=True,
-             check_finite=False, blas=None):
+             check_finite=False, blas=None, vecmath=None):
     """Compile ``outputs`` as a function of the placeholders ``inputs``.
 
     ``updates`` maps parameters to new-value expressions, applied after the
@@ -338,13 +340,19 @@ def function(inputs, outputs, updates=None, backend="numpy", optimize=True,
     ``p - A @ B`` as one in-place BLAS gemm instead of a product and a
     subtraction; the interpreter ignores it.
 
+    ``vecmath="libmvec"`` (numpy backend, optional, needs Numba, glibc and an
+    AVX2 CPU) computes tanh, exp, log, sin and the other transcendental
+    functions of float arrays with glibc's vectorised versions, 3-15 times
+    faster than NumPy's and within a few ulp of them; the interpreter
+    ignores it.
+
     >>> import chainrule as cr
     >>> x, y = cr.placeholder("x"), cr.placeholder("y")
     >>> f = cr.function([x, y], [x * y, cr.grad(x * y, x)])
     >>> f(2.0, -6.0)
     [array(-12.), array(-6.)]
     """
-    return Function(inputs, outputs, updates, backend, optimize, check_finite, blas)
+    return Function(inputs, outputs, updates, backend, optimize, check_finite, blas, vecmath)
 
 
 def inputs_of(outputs) -> dict:

@@ -3,7 +3,9 @@
 One statement per op, variable names derived from the user's names,
 constants hoisted to module level, intermediates deleted after their last
 use, and only ``import numpy as np`` needed (with the opt-in
-``blas="scipy"``, SciPy's BLAS too: see :mod:`.gemm`). The same graph always
+``blas="scipy"``, SciPy's BLAS too: see :mod:`.gemm`; with the opt-in
+``vecmath="libmvec"``, ``np`` is NumPy with glibc's vector math functions:
+see :mod:`.vecmath`). The same graph always
 gives the same text. The source is registered with ``linecache`` so tracebacks and pdb
 show the generated lines.
 """
@@ -24,6 +26,9 @@ from .buffers import BufferPlan
 from .gemm import HELPER as GEMM_HELPER
 from .gemm import alpha_code, check_available, fusable_update
 from .program import Program, describe_node, last_uses
+from .vecmath import check_available as vecmath_check
+from .vecmath import prepare as vecmath_prepare
+from .vecmath import used_functions
 
 _RESERVED = {"np", "None", "True", "False"}
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
@@ -110,11 +115,13 @@ def _inline_ok(const, consumer) -> bool:
 
 
 def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
-             line_nodes: dict | None = None, reuse: bool = True, blas: str | None = None):
+             line_nodes: dict | None = None, reuse: bool = True, blas: str | None = None,
+             vecmath: str | None = None):
     """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
     (if given) with the line number of each node's statement -> the node.
     ``blas="scipy"`` fuses ``p - A @ B`` parameter updates into one BLAS
-    gemm (see :mod:`.gemm`)."""
+    gemm (see :mod:`.gemm`); ``vecmath="libmvec"`` binds ``np`` to NumPy with
+    glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`)."""
     namer = Namer()
     names = {}
     args = []
@@ -232,7 +239,12 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     if prog.updates:
         header.append("# Also returns the new values of "
                       + ", ".join(sanitize(p.name) for p, _ in prog.updates) + ".")
-    lines = header + ["import numpy as np", ""]
+    if vecmath:
+        imports = ["from chainrule.backends.vecmath import np  # NumPy, with tanh, exp, "
+                   "log, ... from glibc's libmvec"]
+    else:
+        imports = ["import numpy as np"]
+    lines = header + imports + [""]
     if check_finite:
         helpers["_finite"] = (
             "def _finite(v, where):\n"
@@ -275,10 +287,15 @@ def _finite_check(v, where):
                              f"look at its inputs' values")
 
 
-def compile_program(prog: Program, check_finite: bool = False, blas: str | None = None):
+def compile_program(prog: Program, check_finite: bool = False, blas: str | None = None,
+                    vecmath: str | None = None):
     check_available(blas)
+    vecmath_check(vecmath)
     line_nodes = {}
-    source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes, blas=blas)
+    source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes, blas=blas,
+                         vecmath=vecmath)
+    if vecmath:  # compile the kernels the source calls before returning
+        vecmath_prepare(used_functions(source), {n.dtype for n in prog.order})
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
     code = fn.__code__

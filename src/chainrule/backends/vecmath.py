@@ -1,0 +1,236 @@
+"""Vectorised math functions from glibc's libmvec (opt-in:
+``cr.function(..., vecmath="libmvec")``).
+
+On a CPU without AVX-512, NumPy computes float64 ``tanh``, ``sin``,
+``expm1``, ``log1p`` and most other transcendental functions one element at
+a time through the C library's scalar functions. glibc also ships AVX2
+versions of the same functions, four doubles or eight floats per call:
+libmvec, the library GCC calls when it vectorises a loop of math calls,
+documented to be within 4 ulp (NumPy's own functions are within 1-4 ulp).
+They are 3-15 times faster here (``benchmarks/vecmath.py``).
+
+NumPy cannot call them, so this module reaches them through Numba: each
+kernel is a loop over a contiguous array whose body is one call of the
+vector function (an LLVM call taking a ``<4 x double>``), plus a lane-sized
+scratch buffer for the last few elements, so that every element goes
+through the same vector function wherever it sits in the array.
+
+The generated code imports ``np`` from here instead of NumPy: a copy of
+NumPy's namespace in which those functions are wrappers. A wrapper runs the
+kernel when the call is one the kernel does exactly (a C-contiguous float32
+or float64 array of at least :data:`MIN_SIZE` elements (below that NumPy's
+call is as fast as the kernel's dispatch); ``out`` absent, or an
+array of the same dtype and shape that is the input itself or does not
+overlap it; no other arguments) and the NumPy function otherwise, so results
+differ from NumPy's only in the last bits. Unlike NumPy, the kernels raise no
+floating-point warnings (``log(0)`` is ``-inf`` silently).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+import threading
+import types
+
+import numpy
+
+from ..errors import ChainruleError
+
+VECMATH_CHOICES = (None, "libmvec")
+
+# NumPy's name -> libmvec's (the C library's) name
+FUNCTIONS = {
+    "exp": "exp", "exp2": "exp2", "expm1": "expm1",
+    "log": "log", "log2": "log2", "log10": "log10", "log1p": "log1p",
+    "sin": "sin", "cos": "cos", "tan": "tan",
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+    "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh",
+    "cbrt": "cbrt",
+}
+
+_DTYPES = (numpy.dtype(numpy.float64), numpy.dtype(numpy.float32))
+# Below this many elements NumPy's call is as fast as the kernel's dispatch
+# (about 1.5 us; NumPy's float32 functions are partly vectorised already).
+MIN_SIZE = {_DTYPES[0]: 256, _DTYPES[1]: 2048}
+_kernels = {name: {} for name in FUNCTIONS}  # name -> {dtype: kernel}
+_lock = threading.Lock()
+_state = {}  # "library": the loaded libmvec's path, once checked
+
+
+def check_choice(vecmath):
+    """Raise a clear error when ``vecmath`` is not one of the choices."""
+    if vecmath not in VECMATH_CHOICES:
+        raise ChainruleError(f"function: vecmath={vecmath!r} is not a choice; use None "
+                             f"(NumPy's functions) or 'libmvec'")
+
+
+def _unavailable(why: str) -> ChainruleError:
+    return ChainruleError(
+        f"function: vecmath='libmvec' runs tanh, exp, log, sin, ... through glibc's "
+        f"vector math library, and {why}; leave vecmath=None (NumPy's functions)")
+
+
+def check_available(vecmath):
+    """Raise a clear error when ``vecmath`` is not a choice or cannot run
+    here (it needs Numba, glibc's libmvec and an AVX2 CPU)."""
+    check_choice(vecmath)
+    if vecmath is None or "library" in _state:
+        return
+    with _lock:
+        if "library" in _state:
+            return
+        try:
+            import llvmlite.binding as llvm
+            import numba  # noqa: F401
+        except ImportError as exc:
+            raise _unavailable("Numba is not installed: `pip install numba` (or "
+                               "`pip install chainrule[vecmath]`)") from exc
+        if not sys.platform.startswith("linux"):
+            raise _unavailable(f"libmvec is part of glibc, on Linux ({sys.platform} here)")
+        path = ctypes.util.find_library("mvec")
+        if path is None:
+            raise _unavailable("this C library has no libmvec (it needs glibc 2.22 or newer)")
+        features = llvm.get_host_cpu_features()
+        if not (features.get("avx2") and features.get("fma")):
+            raise _unavailable("this CPU has no AVX2 and FMA, which libmvec's "
+                               "kernels used here need")
+        lib = ctypes.CDLL(path)
+        for name, cname in list(FUNCTIONS.items()):
+            if not all(hasattr(lib, _symbol(cname, dt)) for dt in _DTYPES):
+                FUNCTIONS.pop(name)  # an older glibc: NumPy's function is kept
+                _kernels.pop(name)
+                np.__dict__[name] = getattr(numpy, name)
+        llvm.load_library_permanently(path)
+        _state["library"] = path
+
+
+def _symbol(cname: str, dtype) -> str:
+    """libmvec's AVX2 entry point (x86-64 vector function ABI: 'd' = AVX2,
+    'N4' = four lanes, 'v' = one vector argument)."""
+    lanes = 32 // dtype.itemsize
+    return f"_ZGVdN{lanes}v_{cname}{'f' if dtype == numpy.float32 else ''}"
+
+
+def prepare(names, dtypes):
+    """Compile the kernels for these NumPy function names and dtypes now
+    (``cr.function`` compiles everything before it returns)."""
+    for name in names:
+        for dt in dtypes:
+            if numpy.dtype(dt) in _DTYPES:
+                _kernel(name, numpy.dtype(dt))
+
+
+def used_functions(source: str) -> set:
+    """The names of this module's functions that ``source`` calls as ``np.name``."""
+    return {name for name in FUNCTIONS if f"np.{name}(" in source}
+
+
+def _kernel(name, dtype):
+    table = _kernels.get(name)
+    if table is None or dtype not in _DTYPES:
+        return None
+    k = table.get(dtype)
+    if k is None:
+        check_available("libmvec")
+        with _lock:
+            k = table.get(dtype)
+            if k is None:
+                k = table[dtype] = _build(FUNCTIONS[name], dtype)
+    return k
+
+
+def _build(cname: str, dtype):
+    from llvmlite import ir
+    from numba import njit
+    from numba import types as nt
+    from numba.extending import intrinsic
+
+    lanes = 32 // dtype.itemsize
+    symbol = _symbol(cname, dtype)
+    vector = ir.VectorType(ir.DoubleType() if dtype == numpy.float64 else ir.FloatType(),
+                           lanes)
+
+    @intrinsic
+    def apply(typingctx, src, dst, start):
+        """dst[start:start + lanes] = f(src[start:start + lanes]), one call."""
+        def codegen(context, builder, signature, args):
+            a, b, i = args
+            fn = builder.module.globals.get(symbol)
+            if fn is None:
+                fn = ir.Function(builder.module, ir.FunctionType(vector, [vector]), symbol)
+            sa = context.make_array(signature.args[0])(context, builder, a)
+            da = context.make_array(signature.args[1])(context, builder, b)
+            ptr = builder.bitcast(builder.gep(sa.data, [i]), vector.as_pointer())
+            out = builder.bitcast(builder.gep(da.data, [i]), vector.as_pointer())
+            builder.store(builder.call(fn, [builder.load(ptr, align=dtype.itemsize)]),
+                          out, align=dtype.itemsize)
+            return context.get_dummy_value()
+        return nt.void(src, dst, start), codegen
+
+    scalar_type = numpy.float64 if dtype == numpy.float64 else numpy.float32
+
+    def kernel(a, o):
+        n = a.size
+        i = 0
+        while i + lanes <= n:
+            apply(a, o, i)
+            i += lanes
+        if i < n:  # the tail, padded with a copy of its first element
+            t = numpy.empty(lanes, scalar_type)
+            t[:] = a[i]
+            t[:n - i] = a[i:]
+            apply(t, t, 0)
+            o[i:] = t[:n - i]
+
+    arr = nt.Array(nt.float64 if dtype == numpy.float64 else nt.float32, 1, "C")
+    jitted = njit(nogil=True)(kernel)
+    jitted.compile((arr, arr))
+    return jitted
+
+
+def _wrapper(name):
+    ufunc = getattr(numpy, name)
+    table = _kernels[name]
+    ndarray = numpy.ndarray
+    empty_like = numpy.empty_like
+    overlap = numpy.may_share_memory
+    min_size = MIN_SIZE
+
+    def call(x, out=None, **kwargs):
+        if (not kwargs and type(x) is ndarray and x.flags.c_contiguous
+                and x.size >= min_size.get(x.dtype, x.size + 1)):
+            k = table.get(x.dtype) or _kernel(name, x.dtype)  # (source run by hand)
+            if k is not None:
+                if out is None:
+                    out = empty_like(x)
+                elif not (type(out) is ndarray and out.dtype == x.dtype
+                          and out.shape == x.shape and out.flags.c_contiguous
+                          and out.flags.writeable and (out is x or not overlap(x, out))):
+                    return ufunc(x, out=out)
+                k(x.reshape(-1), out.reshape(-1))
+                return out
+        if out is None:
+            return ufunc(x, **kwargs)
+        return ufunc(x, out=out, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = (f"numpy.{name} through glibc's libmvec for C-contiguous float32 and "
+                    f"float64 arrays, numpy.{name} itself otherwise")
+    return call
+
+
+def _namespace():
+    ns = types.ModuleType("chainrule_vecmath_numpy",
+                          "NumPy, with tanh, exp, log, ... from glibc's libmvec")
+    ns.__dict__.update({k: v for k, v in numpy.__dict__.items()
+                        if not k.startswith("__")})
+    ns.__getattr__ = lambda attr: getattr(numpy, attr)  # NumPy's lazy attributes
+    for name in FUNCTIONS:
+        ns.__dict__[name] = _wrapper(name)
+    return ns
+
+
+np = _namespace()
