@@ -25,7 +25,7 @@ def init(sizes, dtype, seed=0):
     return params
 
 
-def chainrule_step(sizes, batch, dtype, lr, values, blas=None):
+def chainrule_step(sizes, batch, dtype, lr, values, blas=None, vecmath=None):
     x = cr.placeholder("x", (batch, sizes[0]), dtype)
     y = cr.placeholder("y", (batch, sizes[-1]), dtype)  # one-hot targets
     params = [cr.parameter(v, f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}")
@@ -39,7 +39,7 @@ def chainrule_step(sizes, batch, dtype, lr, values, blas=None):
     loss.name = "loss"
     grads = cr.grad(loss, params)
     f = cr.function([x, y], loss, updates={p: p - lr * g for p, g in zip(params, grads)},
-                    blas=blas)
+                    blas=blas, vecmath=vecmath)
     return f, params
 
 
@@ -104,11 +104,21 @@ def faults_per_call(fn, n=50) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
 
 
-def floor_factory(values, x, n_out):
+def libmvec_available() -> bool:
+    from chainrule.backends.vecmath import check_available
+    try:
+        check_available("libmvec")
+    except cr.ChainruleError:
+        return False
+    return True
+
+
+def floor_factory(values, x, n_out, tanh=np.tanh):
     """The work every implementation of the step must do, with nothing else:
     each layer's matmuls (forward, weight gradient, input gradient) and the
     hidden tanh, into preallocated buffers. Its time over the hand-written
-    step's is the best ratio any NumPy-based code could reach here."""
+    step's is the best ratio any NumPy-based code could reach here (with
+    ``tanh``: NumPy's, or libmvec's for the vecmath='libmvec' rows)."""
     Ws = values[0::2]
     batch = x.shape[0]
     hs = [x] + [np.empty((batch, W.shape[1]), W.dtype) for W in Ws]
@@ -120,7 +130,7 @@ def floor_factory(values, x, n_out):
         for k, W in enumerate(Ws):
             np.matmul(hs[k], W, out=hs[k + 1])
             if k + 1 < len(Ws):
-                np.tanh(hs[k + 1], out=hs[k + 1])
+                tanh(hs[k + 1], out=hs[k + 1])
         for k in reversed(range(len(Ws))):
             np.matmul(hs[k].T, gs[k], out=gws[k])
             if k > 0:
@@ -129,13 +139,13 @@ def floor_factory(values, x, n_out):
     return floor
 
 
-def run(sizes, batch, dtype, repeat, blas=None):
+def run(sizes, batch, dtype, repeat, blas=None, vecmath=None):
     rng = np.random.default_rng(1)
     values = init(sizes, dtype)
     lr = 0.1
     x = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
-    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas)
+    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas, vecmath)
     step, W = numpy_step_factory(values, lr)
     # correctness: same loss and same parameters after a few steps
     for _ in range(3):
@@ -145,7 +155,12 @@ def run(sizes, batch, dtype, repeat, blas=None):
         assert np.allclose(p.value, w, rtol=1e-3 if dtype == "float32" else 1e-8, atol=1e-6)
     blocks = max(repeat // 10, 5)
     t_cr, t_np, ratio = blocked_times(lambda: f(x, y), lambda: step(x, y), blocks=blocks)
-    _, _, floor = blocked_times(floor_factory(values, x, sizes[-1]), lambda: step(x, y),
+    if vecmath:
+        from chainrule.backends.vecmath import np as vnp
+        tanh = vnp.tanh
+    else:
+        tanh = np.tanh
+    _, _, floor = blocked_times(floor_factory(values, x, sizes[-1], tanh), lambda: step(x, y),
                                 blocks=max(blocks // 3, 5))
     faults = (faults_per_call(lambda: f(x, y)), faults_per_call(lambda: step(x, y)))
     return t_cr, t_np, ratio, floor, faults
@@ -155,22 +170,29 @@ def main(quick=False):
     print(machine_info())
     repeat = 50 if quick else 300
     rows = []
-    variants = [None] + (["scipy"] if scipy_blas_available() else [])
+    blases = [None] + (["scipy"] if scipy_blas_available() else [])
+    vecmaths = [None] + (["libmvec"] if libmvec_available() else [])
+    variants = [(b, v) for v in vecmaths for b in blases]
     for sizes, batch in (((784, 256, 10), 128), ((16, 32, 4), 8)):
         for dtype in ("float64", "float32"):
-            for blas in variants:
-                t_cr, t_np, ratio, floor, (f_cr, f_np) = run(sizes, batch, dtype, repeat, blas)
-                rows.append(("-".join(map(str, sizes)), batch, dtype,
-                             "default" if blas is None else f"blas={blas!r}",
+            for blas, vecmath in variants:
+                t_cr, t_np, ratio, floor, (f_cr, f_np) = run(sizes, batch, dtype, repeat, blas,
+                                                             vecmath)
+                options = ", ".join(f"{k}={v!r}" for k, v in (("blas", blas),
+                                                              ("vecmath", vecmath)) if v)
+                rows.append(("-".join(map(str, sizes)), batch, dtype, options or "default",
                              us(t_cr), us(t_np), f"{ratio:.2f}", f"{floor:.2f}",
                              f"{f_cr:.0f} / {f_np:.0f}"))
     print("\nSGD train step, median microseconds over alternating blocks of calls; ratio = "
           "chainrule / hand-written (median of the blocks);\nfloor = the matmuls and tanh "
-          "alone / hand-written (no NumPy-based step can beat it)")
+          "alone / hand-written (no NumPy-based step can beat it; with libmvec's tanh in "
+          "the vecmath rows)")
     print(table(["MLP", "batch", "dtype", "chainrule", "chainrule us", "hand-written numpy us",
                  "ratio", "floor", "page faults per step (cr / numpy)"], rows))
     if not scipy_blas_available():
         print("(SciPy not installed: the blas='scipy' rows are skipped)")
+    if not libmvec_available():
+        print("(Numba or glibc's libmvec not available: the vecmath='libmvec' rows are skipped)")
 
     x, y, z = cr.placeholder("x"), cr.placeholder("y"), cr.placeholder("z")
     out = (x + y) * z

@@ -198,10 +198,11 @@ def _wrapper(name):
     empty_like = numpy.empty_like
     overlap = numpy.may_share_memory
     min_size = MIN_SIZE
+    smallest = min(MIN_SIZE.values())
 
     def call(x, out=None, **kwargs):
-        if (not kwargs and type(x) is ndarray and x.flags.c_contiguous
-                and x.size >= min_size.get(x.dtype, x.size + 1)):
+        if type(x) is ndarray and x.size >= smallest and not kwargs and x.flags.c_contiguous \
+                and x.size >= min_size.get(x.dtype, x.size + 1):
             k = table.get(x.dtype) or _kernel(name, x.dtype)  # (source run by hand)
             if k is not None:
                 if out is None:
@@ -212,9 +213,9 @@ def _wrapper(name):
                     return ufunc(x, out=out)
                 k(x.reshape(-1), out.reshape(-1))
                 return out
-        if out is None:
-            return ufunc(x, **kwargs)
-        return ufunc(x, out=out, **kwargs)
+        if kwargs:
+            return ufunc(x, **kwargs) if out is None else ufunc(x, out=out, **kwargs)
+        return ufunc(x) if out is None else ufunc(x, out=out)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = (f"numpy.{name} through glibc's libmvec for C-contiguous float32 and "
