@@ -82,8 +82,7 @@ def _same_classes(got, want):
 def test_kernel_matches_numpy(name, dtype):
     a = _sample(name, dtype, 4099)  # 4099: a tail after the last full vector
     kernel = vecmath._kernel(name, np.dtype(dtype))
-    got = np.empty_like(a)
-    kernel(a, got)
+    got = vecmath.run_kernel(kernel, a, np.empty_like(a))
     want = getattr(np, name)(a)
     assert got.dtype == want.dtype
     assert np.all(np.isfinite(want))
@@ -113,8 +112,8 @@ def test_tail_lengths(lanes_extra):
         a = full[:48 + lanes_extra].copy()
         out_full, out = np.empty_like(full), np.empty_like(a)
         kernel = vecmath._kernel("tanh", np.dtype(dtype))
-        kernel(full, out_full)
-        kernel(a, out)
+        vecmath.run_kernel(kernel, full, out_full)
+        vecmath.run_kernel(kernel, a, out)
         assert np.array_equal(out, out_full[:a.size])
 
 
@@ -124,9 +123,15 @@ def test_wrapper_uses_numpy_when_the_kernel_would_differ():
     a = _sample("tanh", np.float64, 3000).reshape(30, 100)
     # not contiguous, too small, integer, keyword arguments, 0-d: NumPy's exact answer
     for x, kw in ((a[:, ::2], {}), (a[:2, :10].copy(), {}), (np.arange(400), {}),
-                  (a, {"where": a > 0, "out": np.zeros_like(a)}), (np.float64(0.3), {}),
-                  (np.array(0.3), {}), (a.astype(">f8"), {})):
-        assert np.array_equal(np_.tanh(x, **kw), np.tanh(x, **kw))
+                  (a, {"dtype": np.float32}),
+                  (np.float64(0.3), {}), (np.array(0.3), {}), (a.astype(">f8"), {})):
+        got, want = np_.tanh(x, **kw), np.tanh(x, **kw)
+        assert type(got) is type(want) and got.dtype == want.dtype
+        assert np.array_equal(got, want)
+    o1, o2 = np.full_like(a, 7.0), np.full_like(a, 7.0)
+    assert np_.tanh(a, out=o1, where=a > 0) is o1
+    np.tanh(a, out=o2, where=a > 0)
+    assert np.array_equal(o1, o2)  # where= leaves the other elements alone
     # an output that overlaps the input without being it: NumPy's exact answer
     b = a.reshape(-1).copy()
     want = np.tanh(b[:-1])
@@ -159,21 +164,56 @@ def test_wrapper_in_place_and_fresh_outputs():
 
 @needs_libmvec
 def test_threads():
-    """The kernels release the GIL and share no state: threads get their own answers."""
-    arrays = [_sample("sin", np.float64, 20000, seed=s) for s in range(4)]
-    want = [vecmath.np.sin(a) for a in arrays]
-    got = [None] * 4
+    """The kernels release the GIL and share no state: threads get their own
+    answers, and threads that all need a kernel first build it once."""
+    table = vecmath._kernels["sin"]
+    saved = dict(table)
+    table.clear()  # each thread's first call compiles, or waits for another's
+    try:
+        arrays = [_sample("sin", np.float64, 20000, seed=s) for s in range(4)]
+        got = [None] * 4
 
-    def work(k):
-        for _ in range(20):
-            got[k] = vecmath.np.sin(arrays[k])
+        def work(k):
+            for _ in range(20):
+                got[k] = vecmath.np.sin(arrays[k])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert list(table) == [np.dtype(np.float64)]
+        for a, g in zip(arrays, got):
+            assert _ulps(g, np.sin(a)).max() <= 8
+    finally:
+        table.clear()
+        table.update(saved)
+
+
+@needs_libmvec
+def test_read_only_inputs_use_the_compiled_kernel():
+    """cr.function compiles every kernel before it returns: a read-only
+    input (np.frombuffer, a constant) needs no second compilation."""
+    kernel = vecmath._kernel("cosh", np.dtype(np.float64))
+    a = np.linspace(-3, 3, 1000)
+    a.flags.writeable = False
+    got = vecmath.np.cosh(a)
+    assert len(kernel.signatures) == 1
+    assert _ulps(got, np.cosh(a)).max() <= 8
+    assert not a.flags.writeable and vecmath.np.cosh(np.ones(1000)).flags.writeable
+
+
+@needs_libmvec
+def test_a_kernel_that_gives_garbage_is_refused():
+    """What a wrong calling convention would do (Numba compiling for a CPU
+    without AVX): lanes 2 and up are garbage. The self-test refuses it."""
+    def garbage(a, o):
+        o[:4] = np.tanh(a[:4])
+        o[4:] = 0.125
+
+    with pytest.raises(ChainruleError, match="gave wrong values.*NUMBA_CPU_NAME"):
+        vecmath._self_test(garbage, "tanh", np.dtype(np.float64), 4)
+    vecmath._self_test(lambda a, o: np.tanh(a, out=o), "tanh", np.dtype(np.float64), 4)
 
 
 def _mlp(vecmath_choice, dtype="float64", blas=None):
@@ -247,10 +287,26 @@ def test_missing_numba_is_a_clear_error(monkeypatch):
         cr.function([x], cr.tanh(x), vecmath="libmvec")
 
 
+def test_broken_numba_and_disabled_jit_are_clear_errors(monkeypatch, tmp_path):
+    numba = pytest.importorskip("numba")
+    x = cr.placeholder("x", (3,))
+    monkeypatch.setattr(vecmath, "_state", {})
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 1)
+    with pytest.raises(ChainruleError, match="NUMBA_DISABLE_JIT"):
+        cr.function([x], cr.tanh(x), vecmath="libmvec")
+    (tmp_path / "numba").mkdir()
+    (tmp_path / "numba" / "__init__.py").write_text(
+        "raise ImportError('Numba needs NumPy 1.0 or less')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "numba")
+    with pytest.raises(ChainruleError, match=r"could not be imported \(Numba needs NumPy"):
+        cr.function([x], cr.tanh(x), vecmath="libmvec")
+
+
 def test_missing_libmvec_is_a_clear_error(monkeypatch):
     pytest.importorskip("numba")
     monkeypatch.setattr(vecmath, "_state", {})
-    monkeypatch.setattr(vecmath.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(vecmath, "_find_libmvec", lambda: None)
     monkeypatch.setattr(vecmath.sys, "platform", "linux")
     x = cr.placeholder("x", (3,))
     with pytest.raises(ChainruleError, match="no libmvec"):

@@ -342,7 +342,7 @@ def function(inputs, outputs, updates=None, backend="numpy", optimize=True,
 
     ``vecmath="libmvec"`` (numpy backend, optional, needs Numba, glibc and an
     AVX2 CPU) computes tanh, exp, log, sin and the other transcendental
-    functions of float arrays with glibc's vectorised versions, 3-15 times
+    functions of float arrays with glibc's vectorised versions, 2-28 times
     faster than NumPy's and within a few ulp of them; the interpreter
     ignores it.
 

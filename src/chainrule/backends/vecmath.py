@@ -7,7 +7,7 @@ a time through the C library's scalar functions. glibc also ships AVX2
 versions of the same functions, four doubles or eight floats per call:
 libmvec, the library GCC calls when it vectorises a loop of math calls,
 documented to be within 4 ulp (NumPy's own functions are within 1-4 ulp).
-They are 3-15 times faster here (``benchmarks/vecmath.py``).
+They are 2-28 times faster here (``benchmarks/vecmath.py``).
 
 NumPy cannot call them, so this module reaches them through Numba: each
 kernel is a loop over a contiguous array whose body is one call of the
@@ -23,7 +23,8 @@ call is as fast as the kernel's dispatch); ``out`` absent, or an
 array of the same dtype and shape that is the input itself or does not
 overlap it; no other arguments) and the NumPy function otherwise, so results
 differ from NumPy's only in the last bits. Unlike NumPy, the kernels raise no
-floating-point warnings (``log(0)`` is ``-inf`` silently).
+floating-point warnings (``log(0)`` is ``-inf`` silently; NumPy's fallback,
+for small or strided arrays, still warns).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ FUNCTIONS = {
     "cbrt": "cbrt",
 }
 
+_NUMPY_NAME = {c: n for n, c in FUNCTIONS.items()}
 _DTYPES = (numpy.dtype(numpy.float64), numpy.dtype(numpy.float32))
 # Below this many elements NumPy's call is as fast as the kernel's dispatch
 # (about 1.5 us; NumPy's float32 functions are partly vectorised already).
@@ -84,13 +86,19 @@ def check_available(vecmath):
             return
         try:
             import llvmlite.binding as llvm
-            import numba  # noqa: F401
-        except ImportError as exc:
+            import numba
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("numba", "llvmlite"):
+                raise _unavailable(f"Numba could not be imported ({exc})") from exc
             raise _unavailable("Numba is not installed: `pip install numba` (or "
                                "`pip install chainrule[vecmath]`)") from exc
+        except ImportError as exc:  # installed, but e.g. too old for this NumPy
+            raise _unavailable(f"Numba could not be imported ({exc})") from exc
+        if numba.config.DISABLE_JIT:
+            raise _unavailable("NUMBA_DISABLE_JIT is set, so Numba compiles nothing")
         if not sys.platform.startswith("linux"):
             raise _unavailable(f"libmvec is part of glibc, on Linux ({sys.platform} here)")
-        path = ctypes.util.find_library("mvec")
+        path = _find_libmvec()
         if path is None:
             raise _unavailable("this C library has no libmvec (it needs glibc 2.22 or newer)")
         features = llvm.get_host_cpu_features()
@@ -105,6 +113,19 @@ def check_available(vecmath):
                 np.__dict__[name] = getattr(numpy, name)
         llvm.load_library_permanently(path)
         _state["library"] = path
+
+
+def _find_libmvec():
+    """libmvec's file name, or None: ``find_library`` asks ldconfig, which a
+    minimal container may lack, so the usual soname is tried too."""
+    path = ctypes.util.find_library("mvec")
+    if path is None:
+        try:
+            ctypes.CDLL("libmvec.so.1")
+        except OSError:
+            return None
+        path = "libmvec.so.1"
+    return path
 
 
 def _symbol(cname: str, dtype) -> str:
@@ -125,7 +146,7 @@ def prepare(names, dtypes):
 
 def used_functions(source: str) -> set:
     """The names of this module's functions that ``source`` calls as ``np.name``."""
-    return {name for name in FUNCTIONS if f"np.{name}(" in source}
+    return {name for name in tuple(FUNCTIONS) if f"np.{name}(" in source}
 
 
 def _kernel(name, dtype):
@@ -185,10 +206,39 @@ def _build(cname: str, dtype):
             apply(t, t, 0)
             o[i:] = t[:n - i]
 
-    arr = nt.Array(nt.float64 if dtype == numpy.float64 else nt.float32, 1, "C")
+    # One signature: the input typed read-only (the wrapper passes a
+    # read-only view, so read-only arrays need no second compilation).
+    item = nt.float64 if dtype == numpy.float64 else nt.float32
     jitted = njit(nogil=True)(kernel)
-    jitted.compile((arr, arr))
+    jitted.compile((nt.Array(item, 1, "C", readonly=True), nt.Array(item, 1, "C")))
+    jitted.disable_compile()  # any other argument type is an error, never a compilation
+    _self_test(jitted, cname, dtype, lanes)
     return jitted
+
+
+def run_kernel(kernel, x, out):
+    """``out[...] = f(x)`` through ``kernel``: both C-contiguous, of its dtype."""
+    src = x.reshape(-1)  # a new view: its flag does not touch x
+    src.flags.writeable = False
+    kernel(src, out.reshape(-1))
+    return out
+
+
+def _self_test(kernel, cname, dtype, lanes):
+    """A wrong calling convention (say Numba told to compile for a CPU
+    without AVX, NUMBA_CPU_NAME) would give garbage in lanes 2 and up: check
+    a few values against NumPy before any result is trusted."""
+    x = numpy.linspace(0.25, 0.75, 3 * lanes + 1).astype(dtype)
+    if cname == "acosh":
+        x += 1
+    got, want = numpy.empty_like(x), getattr(numpy, _NUMPY_NAME[cname])(x)
+    run_kernel(kernel, x, got)
+    if not numpy.all(numpy.abs(got - want) <= 8 * numpy.spacing(numpy.abs(want))):
+        from numba import config
+        raise _unavailable(
+            f"its {_symbol(cname, dtype)} gave wrong values through Numba here "
+            f"(Numba's target CPU: NUMBA_CPU_NAME={config.CPU_NAME!r}, "
+            f"NUMBA_CPU_FEATURES={config.CPU_FEATURES!r}; it must have AVX2)")
 
 
 def _wrapper(name):
@@ -211,8 +261,7 @@ def _wrapper(name):
                           and out.shape == x.shape and out.flags.c_contiguous
                           and out.flags.writeable and (out is x or not overlap(x, out))):
                     return ufunc(x, out=out)
-                k(x.reshape(-1), out.reshape(-1))
-                return out
+                return run_kernel(k, x, out)
         if kwargs:
             return ufunc(x, **kwargs) if out is None else ufunc(x, out=out, **kwargs)
         return ufunc(x) if out is None else ufunc(x, out=out)
