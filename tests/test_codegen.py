@@ -137,6 +137,39 @@ def test_hostile_output_and_parameter_names():
     assert float(f(1.0)) == 3.0 and float(p.value) == 2.0
 
 
+@pytest.mark.parametrize("name", ["bytes", "range", "tuple", "len", "compiled", "np", "float",
+                                  "print", "zip", "int"])
+def test_constant_names_never_shadow_what_the_module_uses(name):
+    """A hoisted constant is a module-level name: named like a builtin that
+    other constants' literals or the helpers call (bytes.fromhex, range), or
+    like the function itself, it must not replace them."""
+    x = cr.placeholder("x", (None, 3))
+    big = cr.constant(np.arange(300.0).reshape(100, 3), name=name)  # bytes.fromhex
+    small = cr.constant([1.0, 2.0, 3.0], name=name)
+    other = cr.constant(np.linspace(0, 1, 300).reshape(100, 3))
+    g = cr.grad(cr.sum(cr.prod(x, axis=0)), x)  # its helper calls range()
+    outs = [g, cr.sum(big[:2] * x) + cr.sum(other[:2] * x), x * small]
+    xv = np.arange(6.0).reshape(2, 3) + 1
+    want = [np.prod(xv, axis=0) / xv,
+            np.sum(np.arange(6.0).reshape(2, 3) * xv) + np.sum(np.linspace(0, 1, 300)[:6].reshape(2, 3) * xv),
+            xv * [1.0, 2.0, 3.0]]
+    for optimize in (True, False):
+        got = cr.function([x], outs, optimize=optimize)(xv)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_literals_alone_follow_numpy_not_python():
+    """Two 0-d constants are never both written as bare literals: Python
+    would compute 2 ** -1 as 0.5 (int64 refuses it) where the node is int64."""
+    for optimize in (True, False):
+        with pytest.raises(cr.InputError, match="power"):
+            cr.function([], cr.constant(2) ** cr.constant(-1), optimize=optimize)()
+    # with an array operand a literal is still inlined
+    x = cr.placeholder("x", (3,), "int64")
+    assert "x ** 2" in cr.function([x], x ** cr.constant(2)).source
+
+
 def test_negative_literals_keep_their_precedence(backend):
     y = cr.placeholder("y")
     outs = [cr.power(-2.0, y), (-3.0) ** y, -3.0 - y, y - -3.0, y * -np.inf, cr.maximum(-1.0, y)]

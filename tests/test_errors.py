@@ -59,6 +59,8 @@ def test_shape_errors_are_value_errors():
     (lambda x, v: cr.tensordot(x, v, 1), ["tensordot", "x", "v"]),
     (lambda x, v: cr.transpose(x, (0, 0)), ["transpose", "x"]),
     (lambda x, v: cr.broadcast_to(x, (3, 3)), ["broadcast_to", "x", "(2, 3)"]),
+    (lambda x, v: cr.broadcast_to(x, (None, 3)), ["broadcast_to", "(None, 3)", "unknown"]),
+    (lambda x, v: cr.broadcast_to(x, (-2, 3)), ["broadcast_to", "(-2, 3)", "non-negative"]),
     (lambda x, v: cr.where(x > 0, x, v), ["where", "x", "v", "(4,)"]),
     (lambda x, v: cr.take(v, [4]), ["take", "v"]),
     (lambda x, v: cr.dot(v, x), ["matmul", "v", "x"]),
@@ -293,3 +295,20 @@ def test_index_out_of_range_at_run_time(backend):
     with pytest.raises(cr.InputError) as e:
         f(np.ones(3), np.array([0, 5]))
     _has_all(_msg(e), "take", "x", "i", "5")
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_constant_ops_that_numpy_refuses_fail_when_run(backend, optimize):
+    """Built from constants alone, an op NumPy refuses is not folded (folding
+    would raise NumPy's bare error while the graph is built): it raises a
+    chainrule error naming the op when it runs, as it would with inputs."""
+    cases = [
+        (lambda: cr.constant(2) ** cr.constant(-1), "power"),
+        (lambda: cr.max(cr.constant(np.zeros((2, 0))), axis=1), "max"),
+    ]
+    for build, op in cases:
+        out = build()
+        with pytest.raises(cr.InputError, match=op):
+            cr.function([], out, backend=backend, optimize=optimize)()
+        with pytest.raises(cr.InputError, match=op):
+            cr.evaluate(out)

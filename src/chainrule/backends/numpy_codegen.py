@@ -12,6 +12,7 @@ show the generated lines.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import keyword
 import linecache
@@ -30,7 +31,11 @@ from .vecmath import check_available as vecmath_check
 from .vecmath import prepare as vecmath_prepare
 from .vecmath import used_functions
 
-_RESERVED = {"np", "None", "True", "False"}
+# Names the generated module needs as they are: NumPy, the function itself,
+# and the builtins that hoisted constants and helpers call (bytes, range,
+# tuple, ...). A user's name never starts with "_" (sanitize strips it), so
+# the helpers' names are safe too.
+_RESERVED = {"np", "compiled"} | set(dir(builtins))
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
 
 
@@ -106,12 +111,17 @@ def _inline_ok(const, consumer) -> bool:
     """May a 0-d constant be written as a bare Python literal in this use?
 
     A bare literal is weakly typed in NumPy 2, so this is safe when every
-    other operand already has the result's dtype (it cannot change it)."""
+    other operand already has the result's dtype (it cannot change it), and
+    when one of them is an array: between literals alone Python's arithmetic
+    would apply (``2 ** -1`` is 0.5 in Python, an error in int64; Python
+    ints do not wrap)."""
     if const.ndim != 0 or not consumer.op.elementwise or consumer.op.name == "cast":
         return False
     if const.dtype != consumer.dtype:
         return False
-    return all(i.dtype == consumer.dtype for i in consumer.inputs if i is not const)
+    others = [i for i in consumer.inputs if i is not const]
+    return all(i.dtype == consumer.dtype for i in others) and any(
+        not (i.op.name == "constant" and i.ndim == 0) for i in others)
 
 
 def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
@@ -123,6 +133,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     gemm (see :mod:`.gemm`); ``vecmath="libmvec"`` binds ``np`` to NumPy with
     glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`)."""
     namer = Namer()
+    namer.used.add(fn_name)
     names = {}
     args = []
     for node in list(prog.inputs) + list(prog.params):

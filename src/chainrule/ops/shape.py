@@ -211,6 +211,13 @@ def broadcast_to(array, shape):
     array = lift(array)
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
+    shape = tuple(shape)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+               for d in shape):
+        hint = (" (an unknown size, None, cannot be a target: an elementwise op "
+                "with an array of that shape broadcasts by itself)" if None in shape else "")
+        raise ShapeError(f"broadcast_to: the target shape {shape} must be non-negative "
+                         f"integers{hint}")
     shape = tuple(int(d) for d in shape)
     if shape == array.shape:
         return array
