@@ -149,6 +149,43 @@ def test_derivative_of_x_to_the_zero_is_zero_at_zero():
     assert cr.evaluate(cr.grad(s ** 2.0, s), {"s": 3.0}) == 6.0  # the usual rule
 
 
+def test_derivative_in_the_base_with_a_run_time_zero_exponent():
+    """x**y is 1 everywhere when y = 0, so d/dx is 0, also at x = 0 (not
+    0 * 0**-1 = NaN), when y is only known at run time or is a constant array
+    with zeros; higher derivatives of x**n at 0 follow n!/(n-k)! x**(n-k)."""
+    x, y = cr.placeholder("x"), cr.placeholder("y")
+    for got in _both(cr.grad(x ** y, x), {"x": 0.0, "y": 0.0}):
+        assert got == 0.0
+    assert cr.evaluate(cr.jvp(x ** y, [x], [1.0]), {"x": 0.0, "y": 0.0}) == 0.0
+    v = cr.placeholder("v", (2,))
+    g = cr.grad(cr.sum(v ** cr.constant([0.0, 2.0])), v)
+    for got in _both(g, {"v": np.array([0.0, 3.0])}):
+        np.testing.assert_array_equal(got, [0.0, 6.0])
+    p = cr.parameter(3.0, "p")
+    for exponent, env in ((y, {"y": 3.0}), (p, {})):
+        d = x ** exponent
+        for k, want_at_0, want_at_2 in ((1, 0.0, 12.0), (2, 0.0, 12.0), (3, 6.0, 6.0),
+                                        (4, 0.0, 0.0)):
+            d = cr.grad(d, x)
+            assert cr.evaluate(d, {"x": 0.0, **env}) == want_at_0, k
+            assert cr.evaluate(d, {"x": 2.0, **env}) == want_at_2, k
+    # a constant exponent without zeros keeps the plain rule (no guard nodes)
+    assert "where" not in cr.debugprint(cr.grad(x ** 3.0, x))
+
+
+def test_log_of_exp_is_differentiated_as_x():
+    """log(exp(x)) is x; where exp overflows (x = 800) or underflows
+    (x = -800) the naive chain rule gives inf/inf or 0/0 = NaN."""
+    x = cr.placeholder("x")
+    f = cr.log(cr.exp(x))
+    for v in (800.0, -800.0, 0.5):
+        assert cr.evaluate(cr.grad(f, x), {"x": v}) == 1.0
+        assert cr.evaluate(cr.jvp(f, [x], [1.0]), {"x": v}) == 1.0
+        assert cr.evaluate(cr.hessian(f * x, x), {"x": v}) == 2.0
+        for got in _both(cr.grad(f * f, x), {"x": v}):
+            assert got == 2 * v
+
+
 def test_derivative_in_the_exponent_at_a_zero_base():
     """d/dy x**y = x**y log(x) is 0 at x = 0 for y >= 0 (x**y is flat in y
     there: 0, or 1 at y = 0), as in JAX and PyTorch, not 0 * log(0) = NaN.

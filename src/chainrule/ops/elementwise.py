@@ -238,10 +238,15 @@ _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
 # never taken through log(x).
 def _pow_dx(g, x, y, o):
     # x ** 0 is 1 everywhere: its derivative is exactly 0, also at x = 0
-    # (where 0 * 0 ** -1 would be NaN)
+    # (where 0 * 0 ** -1 would be NaN). An exponent that may be 0 at run time
+    # (or a constant array with zeros) gets exponent 1 where it is 0, so the
+    # product is 0 * x ** 1 = 0 there (JAX does the same).
     if is_const_scalar(y, 0):
         return None
-    return g * (y * x ** (y - 1))
+    e = y - 1
+    if y._const is None or not bool(np.all(y._const != 0)):
+        e = where(equal(y, 0), 1, e)
+    return g * (y * x ** e)
 
 
 def _pow_dy(g, x, y, o):

@@ -415,14 +415,6 @@ def mul_broadcast(n):
 
 # -- exp/log, sqrt/square, abs -------------------------------------------------------
 
-@rule("log")
-def log_exp(n):
-    """log(exp(x)) -> x (exact, and finite where exp overflows)"""
-    x = n.inputs[0]
-    if x.op.name == "exp":
-        return _typed(x.inputs[0], n)
-
-
 @rule("exp")
 def exp_log(n):
     """exp(log(x)) -> x when x is known positive (else log gives NaN)"""

@@ -48,6 +48,16 @@ def log_one_plus(n):
                 return ops.log1p(rest)
 
 
+@rule("log")
+def log_exp(n):
+    """log(exp(x)) -> x (exact, and finite where exp overflows; so is its
+    derivative, which the sweeps take through this form: autodiff/stable.py)"""
+    x = n.inputs[0]
+    if x.op.name == "exp":
+        z = x.inputs[0]
+        return z if z.dtype == n.dtype else ops.cast(z, n.dtype)  # exp of an int is a float
+
+
 @rule("log1p")
 def log1p_exp(n):
     """log1p(exp(x)) -> softplus(x)"""
