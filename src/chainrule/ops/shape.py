@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, is_float, lift,
+from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, from_source, is_float, lift,
                    make_node, normalize_axis, register, shape_known, sum_to)
 from .elementwise import _size, apply
 
@@ -412,12 +412,13 @@ def _concat_infer(attrs, *xs):
 def _concat_vjp(out, g, needs):
     axis, = out.attrs
     grads, start = [], 0
-    for x, need in zip(out.inputs, needs):
+    unknown = any(x.shape[axis] is None for x in out.inputs)
+    for k, (x, need) in enumerate(zip(out.inputs, needs)):
         size = x.shape[axis]
-        if size is None:
-            raise ShapeError(
-                f"concatenate: the gradient needs the size of axis {axis} of "
-                f"{describe(x)} to be known when the graph is built")
+        if unknown:  # where each part starts is known at run time only
+            grads.append(cast_like(make_node(_concat_part_op, (g,) + out.inputs, (axis, k)), x)
+                         if need and is_float(x) else None)
+            continue
         if need and is_float(x):
             index = [slice(None)] * out.ndim
             index[axis] = slice(start, start + size)
@@ -439,6 +440,45 @@ def _concat_jvp(out, ts):
     from .elementwise import zeros_like
     parts = [zeros_like(x, out.dtype) if t is None else t for x, t in zip(out.inputs, ts)]
     return concatenate(parts, out.attrs[0])
+
+
+_CONCAT_PART_SRC = '''def _concat_part(g, axis, k, *xs):
+    start = sum(x.shape[axis] for x in xs[:k])
+    index = (slice(None),) * axis + (slice(start, start + xs[k].shape[axis]),)
+    return g[index]
+'''
+_concat_part = from_source(_CONCAT_PART_SRC)
+
+
+def _concat_part_infer(attrs, g, *xs):
+    axis, k = attrs
+    shape = list(g.shape)
+    shape[axis] = xs[k].shape[axis]
+    return tuple(shape), g.dtype
+
+
+def _concat_part_vjp(out, h, needs):
+    """The part goes back where it came from, zeros elsewhere."""
+    axis, k = out.attrs
+    from .elementwise import zeros_like
+    xs = out.inputs[1:]
+    parts = [h if i == k else zeros_like(x, h.dtype) for i, x in enumerate(xs)]
+    return [concatenate(parts, axis)] + [None] * len(xs)
+
+
+# Part k of g = concatenate(xs, axis), sliced where xs[k] sits: the gradient
+# of concatenate when the sizes along the axis are known at run time only.
+# The xs are read for their shapes.
+_concat_part_op = register(Op(
+    "concat_part", infer=_concat_part_infer,
+    impl=lambda attrs, g, *xs: _concat_part(g, attrs[0], attrs[1], *xs),
+    vjp=_concat_part_vjp,
+    jvp=lambda out, ts: None if ts[0] is None else make_node(
+        _concat_part_op, (ts[0],) + out.inputs[1:], out.attrs),
+    emit=lambda attrs, g, *xs: f"_concat_part({g}, {attrs[0]}, {attrs[1]}, {', '.join(xs)})",
+    helpers={"_concat_part": _CONCAT_PART_SRC},
+    flops=_zero_flops,
+))
 
 
 _concat_op = register(Op(
@@ -658,7 +698,7 @@ def _batch_concat(out, args, batched):
 
 # the results of these ops may be views of their first operand's memory
 for _op in (_reshape_op, _reshape_like_op, _transpose_op, _expand_dims_op, _squeeze_op,
-            _broadcast_to_op, _broadcast_like_op, _getitem_op):
+            _broadcast_to_op, _broadcast_like_op, _getitem_op, _concat_part_op):
     _op.aliases = True
 _reshape_op.batch = _batch_reshape
 _reshape_like_op.batch = _batch_reshape_like
@@ -674,6 +714,8 @@ _getitem_grad_op.batch = _batch_getitem_grad
 _take_op.batch = _batch_take
 _take_grad_op.batch = _batch_take_grad
 _concat_op.batch = _batch_concat
+_concat_part_op.batch = lambda out, args, batched: make_node(
+    _concat_part_op, tuple(batch_all(args, batched)[0]), (out.attrs[0] + 1, out.attrs[1]))
 
 
 # -- identity seeds for jacobians ------------------------------------------------
