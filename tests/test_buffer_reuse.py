@@ -374,3 +374,50 @@ def test_bias_gradient_sum_comes_right_after_its_operand():
     np.testing.assert_allclose(got, ref(xv), rtol=1e-12)
     for p, v in zip((W, b, V), new):
         np.testing.assert_allclose(v, p.value, rtol=1e-12, atol=1e-14)
+
+
+def test_unknown_batch_dims_reuse_buffers_only_where_shapes_must_match():
+    """With a batch size known at run time only, an elementwise op writes
+    into a dying operand when the other operands cannot enlarge it (a bias
+    of known size); two operands that both have the unknown dim may be 1 and
+    n at run time, so neither is written into."""
+    x = cr.placeholder("x", (None, 40))
+    z = cr.placeholder("z", (None, 40))
+    W = cr.parameter(np.linspace(-1, 1, 40 * 200).reshape(40, 200), "W")
+    b = cr.parameter(np.linspace(0, 1, 200), "b")
+    h = cr.tanh(x @ W + b)            # may be written in place: b cannot enlarge x @ W
+    k = cr.tanh(z @ W)
+    out = h * k + h                   # h and k: 1 and n rows at run time, or n and 1
+    outs = [out] + cr.grad(cr.sum(out), [x, z, W, b])
+    f = cr.function([x, z], outs)
+    src = f.source
+    assert "np.add(b, t1, out=t1)" in src and "np.tanh(t2, out=t2)" in src
+    ref = cr.function([x, z], outs, backend="interpreter", optimize=False)
+    rng = np.random.default_rng(0)
+    for nx, nz in ((5, 5), (1, 5), (5, 1), (0, 1)):
+        xv, zv = rng.standard_normal((nx, 40)), rng.standard_normal((nz, 40))
+        got, want = f(xv, zv), ref(xv, zv)
+        for a, c in zip(got, want):
+            assert a.shape == c.shape
+            np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_unknown_batch_gradients_undo_broadcasting_only_where_it_can_happen():
+    """A bias add, a tanh and matrix products cannot broadcast an unknown
+    batch dim: their gradients need no run-time sum back to shape. A product
+    of two arrays that both have it can (1 and n rows), and keeps one."""
+    from chainrule.ir import topo_order
+    x, y = cr.placeholder("x", (None, 8)), cr.placeholder("y", (None, 3))
+    W = cr.parameter(np.ones((8, 3)) * 0.1, "W")
+    b = cr.parameter(np.zeros(3), "b")
+    z = cr.tanh(x @ W + b)
+    grads = cr.grad(cr.sum(z * y), [W, b])
+    ops = [n.op.name for n in topo_order(grads)]
+    assert ops.count("sum_to_like") == 1  # the z * y, nothing else
+    xv = np.linspace(-1, 1, 16).reshape(2, 8)
+    for yv in (np.ones((2, 3)), np.ones((1, 3))):  # y broadcast over the batch, or not
+        gW, gb = cr.function([x, y], grads)(xv, yv)
+        zv = np.tanh(xv @ np.full((8, 3), 0.1))
+        dz = np.broadcast_to(yv, zv.shape) * (1 - zv ** 2)
+        np.testing.assert_allclose(gW, xv.T @ dz, rtol=1e-13)
+        np.testing.assert_allclose(gb, dz.sum(axis=0), rtol=1e-13)

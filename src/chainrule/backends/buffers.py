@@ -22,7 +22,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from ..ops.base import same_runtime_shape
 from .program import MIN_ELEMENTS, known_size, may_fail
+
+# With unknown dims (a batch size, say) the size is known at run time only:
+# an array whose known dims alone hold this many elements is taken to be
+# worth writing into.
+MIN_KNOWN_PART = 128
 
 _NEVER = float("inf")
 
@@ -36,7 +42,12 @@ def capable(node) -> bool:
     if node.op.ufunc is None or node.ndim == 0:
         return False
     size = known_size(node)
-    return size is not None and size >= MIN_ELEMENTS
+    if size is None:
+        known = 1
+        for d in node.shape:
+            known *= 1 if d is None else d
+        return known >= MIN_KNOWN_PART
+    return size >= MIN_ELEMENTS
 
 
 class BufferPlan:
@@ -80,11 +91,13 @@ class BufferPlan:
         if target is not None:
             return target
         if node.op.elementwise:
+            unknown = None in node.shape
             for inp in node.inputs:
                 b = self.buf.get(inp.id)
                 h = self.holder.get(b)
                 if b in self.local and h is not None and h[0] == inp.id \
-                        and self.shape[b] == k and self._dead_after(b, i):
+                        and self.shape[b] == k and self._dead_after(b, i) \
+                        and (not unknown or same_runtime_shape(inp, node)):
                     return b, h[1]
         free = self.pool.get(k)
         if free:

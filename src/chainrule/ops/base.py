@@ -249,10 +249,14 @@ def probe_dtype(opname: str, fn, *vars_: Var) -> np.dtype:
 
 # -- undoing broadcasting ----------------------------------------------------
 
-def sum_to(g: Var, x: Var) -> Var:
+def sum_to(g: Var, x: Var, out: Var | None = None) -> Var:
     """Sum the cotangent ``g`` (shaped like a broadcast result) back to the
-    shape of ``x``. The only place a gradient undoes broadcasting."""
-    if g.shape == x.shape and shape_known(x.shape):
+    shape of ``x``. The only place a gradient undoes broadcasting. With
+    ``out``, the node ``x`` is an operand of: nothing to undo when ``x``
+    always has out's run-time shape (with unknown dims too, where a bare
+    ``g.shape == x.shape`` proves nothing)."""
+    if g.shape == x.shape and (shape_known(x.shape) or (
+            out is not None and same_runtime_shape(x, out))):
         return g  # the common case: no import, nothing to undo
     from . import reductions, shape as shape_ops
 

@@ -178,7 +178,8 @@ def _binary_vjp(px, py):
         tx = px(g, x, y, out) if needs[0] and is_float(x) and px else None
         ty = py(g, x, y, out) if needs[1] and is_float(y) and py else None
         # a partial may be a symbolic zero (None)
-        return [None if tx is None else sum_to(tx, x), None if ty is None else sum_to(ty, y)]
+        return [None if tx is None else sum_to(tx, x, out),
+                None if ty is None else sum_to(ty, y, out)]
     return vjp
 
 
@@ -383,8 +384,8 @@ logical_not = _nodiff("logical_not", np.logical_not,
 def _where_vjp(out, g, needs):
     c, x, y = out.inputs
     zero = lift(0, g)
-    gx = sum_to(where(c, g, zero), x) if needs[1] and is_float(x) else None
-    gy = sum_to(where(c, zero, g), y) if needs[2] and is_float(y) else None
+    gx = sum_to(where(c, g, zero), x, out) if needs[1] and is_float(x) else None
+    gy = sum_to(where(c, zero, g), y, out) if needs[2] and is_float(y) else None
     return [None, gx, gy]
 
 
@@ -435,9 +436,9 @@ def _clip_vjp(out, g, needs):
     x, lo, hi = out.inputs
     dt = out.dtype
     at_x, at_lo, at_hi = _clip_masks(x, lo, hi)
-    gx = sum_to(g * cast(at_x, dt), x) if needs[0] and is_float(x) else None
-    glo = sum_to(g * cast(at_lo, dt), lo) if needs[1] and is_float(lo) else None
-    ghi = sum_to(g * cast(at_hi, dt), hi) if needs[2] and is_float(hi) else None
+    gx = sum_to(g * cast(at_x, dt), x, out) if needs[0] and is_float(x) else None
+    glo = sum_to(g * cast(at_lo, dt), lo, out) if needs[1] and is_float(lo) else None
+    ghi = sum_to(g * cast(at_hi, dt), hi, out) if needs[2] and is_float(hi) else None
     return [gx, glo, ghi]
 
 

@@ -54,10 +54,13 @@ def _matmul_vjp(out, g, needs):
             gb = matmul(g, a) if a.ndim == 2 else \
                 sum_to(squeeze(matmul(matrix_transpose(a), expand_dims(g, -1)), -1), b)
         return [ga, gb]
+    # matrices: no batch dims, nothing was broadcast (with unknown sizes too)
     if want_a:
-        ga = sum_to(matmul(g, matrix_transpose(b)), a)
+        ga = matmul(g, matrix_transpose(b))
+        ga = ga if a.ndim == b.ndim == 2 else sum_to(ga, a)
     if want_b:
-        gb = sum_to(matmul(matrix_transpose(a), g), b)
+        gb = matmul(matrix_transpose(a), g)
+        gb = gb if a.ndim == b.ndim == 2 else sum_to(gb, b)
     return [ga, gb]
 
 
