@@ -323,3 +323,37 @@ def test_gradient_and_cost_share_their_statements(build):
         assert len(body) == len(set(body)), src
         assert "grad_x" in src, src
         assert cr.function([x], outs).source == src
+
+
+@pytest.mark.parametrize("src,dst", [
+    ((), (3, 4)), ((1,), (5,)), ((4,), (3, 4)), ((3, 1), (3, 5)), ((1, 1), (0, 3)),
+    ((0,), (2, 0)), ((2, 3), (2, 3)), ((1, 3), (4, 1, 3)), ((2,), (3,)), ((3, 2), (2,)),
+    ((1,), ()), ((2, 1), (2, 0)),
+])
+def test_broadcast_helper_is_numpys_broadcast_to(src, dst):
+    """The generated code's _broadcast builds the view from the strides for a
+    C-contiguous operand: the same values, shape and dtype as
+    np.broadcast_to, read-only, and NumPy's error where NumPy raises."""
+    from chainrule.ops.shape import _broadcast
+    x = np.random.default_rng(0).standard_normal(src)
+    operands = [x, np.asfortranarray(x), np.float64(1.5) if src == () else x.T,
+                x.astype(np.float32)]
+    for xx in operands:
+        try:
+            want = np.broadcast_to(xx, dst)
+        except ValueError:
+            with pytest.raises(ValueError):
+                _broadcast(xx, dst)
+            continue
+        got = _broadcast(xx, dst)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert not got.flags.writeable
+        np.testing.assert_array_equal(got, want)
+
+
+def test_expand_dims_is_indexing_and_scalars_still_work():
+    x, s = cr.placeholder("x", (3, 4)), cr.placeholder("s")
+    f = cr.function([x, s], [cr.expand_dims(x, (0, 2)), cr.expand_dims(s * 2.0, 0)])
+    assert "x[None, :, None, :]" in f.source and "np.expand_dims" not in f.source
+    a, b = f(np.ones((3, 4)), 2.0)  # s * 2.0 is a Python float at run time
+    assert a.shape == (1, 3, 1, 4) and b.shape == (1,) and b[0] == 4.0

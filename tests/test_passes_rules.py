@@ -33,8 +33,10 @@ VALUES = {
     "a": np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]]),
     "b": np.array([[1.0, 0.5, -1.0, 2.0], [0.0, -0.5, 1.5, 1.0], [2.0, 1.0, 0.5, -1.5]]),
     "r": np.array([[0.2, -0.4, 1.6]]),
+    "u": np.array([[0.3, -1.2, 2.2], [1.1, 0.4, -0.6]]),  # rows known at run time only
 }
 SHAPES = {k: v.shape for k, v in VALUES.items()}
+SHAPES["u"] = (None, 3)
 
 
 def _sigmoid(v):
@@ -99,6 +101,10 @@ CASES = {
     "add_consts": (lambda p: 2.0 + (3.0 + p.x), lambda v: 5 + v.x),
     "shrink_uniform_const": (lambda p: p.x * np.full(3, 2.5), lambda v: 2.5 * v.x),
     "mul_broadcast": (lambda p: p.x * cr.broadcast_to(p.s, (3,)), lambda v: v.x * v.s),
+    # d/du mean(sum(u * u, axis=1)) = 2u / rows: the mean's 1 / rows is
+    # broadcast to the rows, then to u, by one view
+    "broadcast_of_reduced_broadcast": (
+        lambda p: cr.grad(cr.mean(cr.sum(p.u * p.u, axis=1)), p.u), lambda v: v.u),
     # exp/log, sqrt/square, abs
     "log_exp": (lambda p: cr.log(cr.exp(p.x)), lambda v: v.x),
     "exp_log": (lambda p: cr.exp(cr.log(2.0 + cr.square(p.x))), lambda v: 2 + v.x ** 2),

@@ -137,9 +137,19 @@ _expand_dims_op = register(Op(
     impl=lambda attrs, x: np.expand_dims(x, attrs[0]),
     vjp=lambda out, g, needs: [squeeze(g, out.attrs[0]) if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: None if ts[0] is None else expand_dims(ts[0], out.attrs[0]),
+    emit_node=lambda node, x: _expand_dims_code(node, x),
     emit=lambda attrs, x: f"np.expand_dims({x}, {attrs[0]})",
     flops=_zero_flops,
 ))
+
+
+def _expand_dims_code(node, x):
+    """``x[:, None]``: indexing, which costs a tenth of ``np.expand_dims``'s
+    Python-level checks. A 0-d operand may be a Python number at run time
+    (a scalar input), which has no indexing: it goes through ``np.asarray``."""
+    axes = set(node.attrs[0])
+    index = ", ".join("None" if k in axes else ":" for k in range(node.ndim))
+    return f"np.asarray({x})[{index}]" if node.inputs[0].ndim == 0 else f"{x}[{index}]"
 
 
 def expand_dims(a, axis):
@@ -196,12 +206,37 @@ def _broadcast_to_infer(attrs, x):
     return shape, x.dtype
 
 
+# np.broadcast_to spends ~3 us in Python-level checks and an nditer, which
+# the gradients of sums and means over unknown sizes pay at every call: a
+# C-contiguous operand gets the same read-only view built from its strides
+# directly (~1 us); anything else, and every error, is NumPy's.
+_BROADCAST_SRC = '''def _broadcast(x, shape):
+    x = np.asarray(x)
+    lead = len(shape) - x.ndim
+    if lead < 0 or x.size == 0 or not x.flags.c_contiguous:
+        return np.broadcast_to(x, shape)
+    strides = [0] * lead
+    for d, n, s in zip(x.shape, shape[lead:], x.strides):
+        if d == n:
+            strides.append(s)
+        elif d == 1:
+            strides.append(0)
+        else:
+            return np.broadcast_to(x, shape)
+    view = np.ndarray(shape, x.dtype, x, 0, strides)
+    view.flags.writeable = False
+    return view
+'''
+_broadcast = from_source(_BROADCAST_SRC)
+
+
 _broadcast_to_op = register(Op(
     "broadcast_to", infer=_broadcast_to_infer,
-    impl=lambda attrs, x: np.broadcast_to(x, attrs[0]),
+    impl=lambda attrs, x: _broadcast(x, attrs[0]),
     vjp=lambda out, g, needs: [sum_to(g, out.inputs[0]) if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: None if ts[0] is None else broadcast_to(ts[0], out.attrs[0]),
-    emit=lambda attrs, x: f"np.broadcast_to({x}, {fmt_shape(attrs[0])})",
+    emit=lambda attrs, x: f"_broadcast({x}, {fmt_shape(attrs[0])})",
+    helpers={"_broadcast": _BROADCAST_SRC},
     flops=_zero_flops,
 ))
 
@@ -232,10 +267,11 @@ def _broadcast_like_infer(attrs, x, ref):
 
 _broadcast_like_op = register(Op(
     "broadcast_like", infer=_broadcast_like_infer,
-    impl=lambda attrs, x, ref: np.broadcast_to(x, np.shape(ref)),
+    impl=lambda attrs, x, ref: _broadcast(x, np.shape(ref)),
     vjp=lambda out, g, needs: [sum_to(g, out.inputs[0]), None],
     jvp=lambda out, ts: None if ts[0] is None else broadcast_like(ts[0], out.inputs[1]),
-    emit=lambda attrs, x, ref: f"np.broadcast_to({x}, {ref}.shape)",
+    emit=lambda attrs, x, ref: f"_broadcast({x}, {ref}.shape)",
+    helpers={"_broadcast": _BROADCAST_SRC},
     flops=_zero_flops,
 ))
 

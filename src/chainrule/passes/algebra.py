@@ -498,6 +498,30 @@ def broadcast_noop(n):
         return ops.broadcast_to(x.inputs[0], n.shape)
 
 
+_REDUCTIONS = {"sum", "mean", "max", "min", "prod", "logsumexp"}
+
+
+@rule("broadcast_like")
+def broadcast_of_reduced_broadcast(n):
+    """broadcast_like(expand_dims(broadcast_like(a, r), axes), x) -> one
+    broadcast of a to x, where r reduces x over axes and a holds a single
+    element (a mean's gradient over a size known at run time: one view
+    instead of three)"""
+    e, x = n.inputs
+    if e.op.name != "expand_dims" or e.inputs[0].op.name != "broadcast_like":
+        return None
+    a, r = e.inputs[0].inputs
+    if r.op.name not in _REDUCTIONS or r.inputs[0] is not x or r.attrs[1] \
+            or tuple(r.attrs[0]) != tuple(e.attrs[0]) or any(d != 1 for d in a.shape):
+        return None
+    if a.op.name == "expand_dims" and a.inputs[0].ndim == 0:
+        a = a.inputs[0]
+    one = ops.expand_dims(a, tuple(range(x.ndim))) if a.ndim == 0 else \
+        ops.reshape(a, (1,) * x.ndim)
+    from ..ops.shape import broadcast_like
+    return broadcast_like(one, x)
+
+
 @rule("sum")
 def sum_of_broadcast(n):
     """sum(broadcast_to(x, s)) over exactly the broadcast axes -> x * count"""
