@@ -153,8 +153,8 @@ def _mean_code(node, x):
     Python int rounds the count to the input's float type first, which is
     the same number only while the count is exact in that type (a float32
     count above 2**24 is not). So float32 (and complex64) lower only for a
-    known count up to 2**24; integers and float16, which ``mean`` sums in a
-    wider type, always keep ``mean``."""
+    count up to 2**24 (checked at run time when a size is unknown); integers
+    and float16, which ``mean`` sums in a wider type, always keep ``mean``."""
     src = node.inputs[0]
     axes = node.attrs[0]
     kind, size = src.dtype.kind, src.dtype.itemsize // (2 if src.dtype.kind == "c" else 1)
@@ -166,11 +166,12 @@ def _mean_code(node, x):
         if n > _EXACT_COUNT[size]:
             return _method_call("mean", x, node.attrs)
         count = str(n)
-    elif size == 8:
-        count = " * ".join(f"{x}.shape[{a}]" for a in axes)
-        count = f"({count})" if len(axes) > 1 else count
     else:
-        return _method_call("mean", x, node.attrs)
+        count = " * ".join(f"{x}.shape[{a}]" for a in axes)
+        if size != 8:  # a count known at run time: checked there (_n: never a user's name)
+            return (f"({_method_call('sum', x, node.attrs)} / _n if (_n := {count}) <= "
+                    f"{_EXACT_COUNT[size]} else {_method_call('mean', x, node.attrs)})")
+        count = f"({count})" if len(axes) > 1 else count
     return f"{_method_call('sum', x, node.attrs)} / {count}"
 
 
