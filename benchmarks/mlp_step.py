@@ -25,9 +25,11 @@ def init(sizes, dtype, seed=0):
     return params
 
 
-def chainrule_step(sizes, batch, dtype, lr, values, blas=None, vecmath=None):
-    x = cr.placeholder("x", (batch, sizes[0]), dtype)
-    y = cr.placeholder("y", (batch, sizes[-1]), dtype)  # one-hot targets
+def chainrule_step(sizes, batch, dtype, lr, values, blas=None, vecmath=None,
+                   unknown_batch=False):
+    dim = None if unknown_batch else batch  # None: the batch size is known at run time
+    x = cr.placeholder("x", (dim, sizes[0]), dtype)
+    y = cr.placeholder("y", (dim, sizes[-1]), dtype)  # one-hot targets
     params = [cr.parameter(v, f"{'W' if k % 2 == 0 else 'b'}{k // 2 + 1}")
               for k, v in enumerate(values)]
     h = x
@@ -139,13 +141,13 @@ def floor_factory(values, x, n_out, tanh=np.tanh):
     return floor
 
 
-def run(sizes, batch, dtype, repeat, blas=None, vecmath=None):
+def run(sizes, batch, dtype, repeat, blas=None, vecmath=None, unknown_batch=False):
     rng = np.random.default_rng(1)
     values = init(sizes, dtype)
     lr = 0.1
     x = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
-    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas, vecmath)
+    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas, vecmath, unknown_batch)
     step, W = numpy_step_factory(values, lr)
     # correctness: same loss and same parameters after a few steps
     for _ in range(3):
@@ -172,15 +174,19 @@ def main(quick=False):
     rows = []
     blases = [None] + (["scipy"] if scipy_blas_available() else [])
     vecmaths = [None] + (["libmvec"] if libmvec_available() else [])
-    variants = [(b, v) for v in vecmaths for b in blases]
+    # the last variant: placeholders of shape (None, n), the batch size known
+    # at run time only (as users often write them), default options
+    variants = [(b, v, False) for v in vecmaths for b in blases] + [(None, None, True)]
     for sizes, batch in (((784, 256, 10), 128), ((16, 32, 4), 8)):
         for dtype in ("float64", "float32"):
-            for blas, vecmath in variants:
+            for blas, vecmath, unknown in variants:
                 t_cr, t_np, ratio, floor, (f_cr, f_np) = run(sizes, batch, dtype, repeat, blas,
-                                                             vecmath)
+                                                             vecmath, unknown)
                 options = ", ".join(f"{k}={v!r}" for k, v in (("blas", blas),
                                                               ("vecmath", vecmath)) if v)
-                rows.append(("-".join(map(str, sizes)), batch, dtype, options or "default",
+                rows.append(("-".join(map(str, sizes)),
+                             f"{batch} (None)" if unknown else batch, dtype,
+                             options or "default",
                              us(t_cr), us(t_np), f"{ratio:.2f}", f"{floor:.2f}",
                              f"{f_cr:.0f} / {f_np:.0f}"))
     print("\nSGD train step, median microseconds over alternating blocks of calls; ratio = "

@@ -515,11 +515,9 @@ def broadcast_of_reduced_broadcast(n):
             or tuple(r.attrs[0]) != tuple(e.attrs[0]) or any(d != 1 for d in a.shape):
         return None
     if a.op.name == "expand_dims" and a.inputs[0].ndim == 0:
-        a = a.inputs[0]
-    one = ops.expand_dims(a, tuple(range(x.ndim))) if a.ndim == 0 else \
-        ops.reshape(a, (1,) * x.ndim)
+        a = a.inputs[0]  # a 0-d value broadcasts to any shape as it is
     from ..ops.shape import broadcast_like
-    return broadcast_like(one, x)
+    return broadcast_like(a if a.ndim == 0 else ops.reshape(a, (1,) * x.ndim), x)
 
 
 @rule("sum")
