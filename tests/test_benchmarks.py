@@ -56,11 +56,12 @@ def test_blocked_times_reports_the_slower_side():
     assert ta > tb and ratio > 1
 
 
+@pytest.mark.parametrize("unknown_batch", [False, True], ids=["batch", "None_batch"])
 @pytest.mark.parametrize("sizes, batch", [((128, 128, 128, 128, 10), 32),
                                            ((784, 256, 10), 128)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_train_step_holds_no_more_memory_than_the_hand_written_one(mlp_step, dtype, sizes,
-                                                                   batch):
+                                                                   batch, unknown_batch):
     """tracemalloc's peak over one step (deterministic, unlike timings).
     Deep MLP 128-128-128-128-10: each weight is updated in place once the
     backward pass has read it (0.90 of the hand-written peak); scheduling
@@ -68,7 +69,15 @@ def test_train_step_holds_no_more_memory_than_the_hand_written_one(mlp_step, dty
     their weights' last read, so not in place: 1.17x, and 1.16x the time.
     784-256-10: the bias gradient's sum comes right after the hidden
     gradient, which then dies into ``lr * g`` in place, and the buffer kept
-    for that op is released (0.98; 1.10 before both)."""
+    for that op is released (0.98; 1.10 before both). With placeholders of
+    shape (None, n) the same holds: unknown dims count as large when the
+    program is scheduled, and elementwise ops still write into dying
+    operands (1.10 before). Except in the deep MLP: there a matrix product
+    whose inner dims are two unknown sizes may fail at run time (a batch of
+    x and a batch of y that differ), and a failed call must leave the
+    parameters as they were, so no update is written in place before the
+    last such product: each new weight is a second array until the end
+    (1.23x here; the hand-written step has no such guarantee)."""
     from memory import peak  # benchmarks/ is on the path while the fixture lives
 
     rng = np.random.default_rng(1)
@@ -76,5 +85,7 @@ def test_train_step_holds_no_more_memory_than_the_hand_written_one(mlp_step, dty
     x = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
     step, _ = mlp_step.numpy_step_factory(values, 0.1)
-    f, _ = mlp_step.chainrule_step(sizes, batch, dtype, 0.1, values)
-    assert peak(lambda: f(x, y)) <= peak(lambda: step(x, y))
+    f, _ = mlp_step.chainrule_step(sizes, batch, dtype, 0.1, values,
+                                   unknown_batch=unknown_batch)
+    bound = 1.25 if unknown_batch and len(sizes) > 3 else 1.0
+    assert peak(lambda: f(x, y)) <= bound * peak(lambda: step(x, y))

@@ -421,3 +421,19 @@ def test_unknown_batch_gradients_undo_broadcasting_only_where_it_can_happen():
         dz = np.broadcast_to(yv, zv.shape) * (1 - zv ** 2)
         np.testing.assert_allclose(gW, xv.T @ dz, rtol=1e-13)
         np.testing.assert_allclose(gb, dz.sum(axis=0), rtol=1e-13)
+
+
+def test_operands_that_may_broadcast_are_written_into_only_when_they_do_not():
+    """h * k with both (None, 200): at run time 1 and n rows, or n and n.
+    The product writes into the dying operand only when the shapes are
+    equal (checked in the generated line), and is right either way."""
+    a, c = cr.placeholder("a", (None, 40)), cr.placeholder("c", (None, 40))
+    W = cr.parameter(np.linspace(-1, 1, 40 * 200).reshape(40, 200), "W")
+    h, k = cr.tanh(a @ W), cr.sin(c @ W)
+    f = cr.function([a, c], h * k)
+    assert ".shape == " in f.source and "else None)" in f.source
+    rng = np.random.default_rng(1)
+    Wv = W.value
+    for na, nc in ((4, 4), (1, 4), (4, 1)):
+        av, cv = rng.standard_normal((na, 40)), rng.standard_normal((nc, 40))
+        np.testing.assert_allclose(f(av, cv), np.tanh(av @ Wv) * np.sin(cv @ Wv), rtol=1e-13)

@@ -50,6 +50,26 @@ def capable(node) -> bool:
     return size >= MIN_ELEMENTS
 
 
+def _shape_checks(inp, node):
+    """May elementwise ``node`` write into its operand ``inp``? [] when inp
+    surely has the result's run-time shape, a list of the operands whose
+    shape must equal inp's at run time (both may have an unknown dim that is
+    1 in one of them), or None when it can't (a known larger size)."""
+    if inp.shape != node.shape:
+        return None
+    if None not in node.shape or same_runtime_shape(inp, node):
+        return []
+    unknown = [k - node.ndim for k, d in enumerate(node.shape) if d is None]
+    checks = []
+    for o in node.inputs:
+        if o is inp or all(-a > o.ndim or o.shape[a] == 1 for a in unknown):
+            continue  # cannot enlarge inp
+        if o.shape != inp.shape:
+            return None
+        checks.append(o)
+    return checks
+
+
 class BufferPlan:
     def __init__(self, order, keep_ids, updates, check_finite=False):
         self.last = {}
@@ -83,7 +103,11 @@ class BufferPlan:
         return all(self.last.get(m, -1) <= i for m in self.members[b])
 
     def choose(self, node, i):
-        """``(buffer, name)`` that node i should write into, or None."""
+        """``(buffer, name)`` that node i should write into, or None. After
+        it, ``checks`` lists the operands whose run-time shape must equal
+        the buffer's for the write (unknown dims that may broadcast): the
+        code writes into the buffer only when they do."""
+        self.checks = []
         if not capable(node):
             return None
         k = _key(node)
@@ -91,14 +115,15 @@ class BufferPlan:
         if target is not None:
             return target
         if node.op.elementwise:
-            unknown = None in node.shape
             for inp in node.inputs:
                 b = self.buf.get(inp.id)
                 h = self.holder.get(b)
                 if b in self.local and h is not None and h[0] == inp.id \
-                        and self.shape[b] == k and self._dead_after(b, i) \
-                        and (not unknown or same_runtime_shape(inp, node)):
-                    return b, h[1]
+                        and self.shape[b] == k and self._dead_after(b, i):
+                    checks = _shape_checks(inp, node)
+                    if checks is not None:
+                        self.checks = checks
+                        return b, h[1]
         free = self.pool.get(k)
         if free:
             b = free.pop()

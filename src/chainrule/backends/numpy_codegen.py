@@ -211,7 +211,12 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             operands = [ref(x, node) for x in node.inputs]
             target = plan.choose(node, i) if plan is not None else None
             if target is not None:
-                expr = f"{op.ufunc}({', '.join(operands)}, out={target[1]})"
+                out = target[1]
+                if plan.checks:  # unknown dims: in place only if no operand broadcasts it
+                    same = " and ".join(f"{out}.shape == {ref(o, node)}.shape"
+                                        for o in plan.checks)
+                    out = f"{out} if {same} else None"
+                expr = f"{op.ufunc}({', '.join(operands)}, out={out})"
             elif op.emit_node is not None:
                 expr = op.emit_node(node, *operands)
             else:

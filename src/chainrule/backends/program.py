@@ -43,6 +43,19 @@ MIN_ELEMENTS = 8192
 _EARLY_RATIO = 4   # a consumer at least this many times smaller than its operand
 
 
+# An unknown dim (a batch size, say) counts as this many elements when
+# scheduling decides what is large: (None, 256) is large, its (256,) sum small.
+NOMINAL_UNKNOWN = 64
+
+
+def nominal_size(node):
+    """Elements of ``node``, an unknown dim counted as NOMINAL_UNKNOWN."""
+    n = 1
+    for d in node.shape:
+        n *= NOMINAL_UNKNOWN if d is None else d
+    return n
+
+
 def reductions_early(order) -> list:
     """``order`` with each large array's much smaller consumers (sums, the
     bias gradient ``g.sum(axis=0)``, ...) moved up to just after it, when
@@ -67,12 +80,12 @@ def reductions_early(order) -> list:
             continue
         out.append(n)
         done.add(n.id)
-        big = known_size(n) if n.inputs else None
+        big = nominal_size(n) if n.inputs else None
         if big is None or big < MIN_ELEMENTS:
             continue
         for c in users.get(n.id, ()):
-            small = known_size(c)
-            if c.id in done or small is None or small * _EARLY_RATIO > big:
+            small = nominal_size(c)
+            if c.id in done or small * _EARLY_RATIO > big:
                 continue
             # its other operands must come no later than n in the order
             # (a leaf is always available)
