@@ -36,10 +36,12 @@ def main():
         y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
         step, _ = numpy_step_factory(values, 0.1)
         p_np = peak(lambda: step(x, y))
-        for blas in [None] + (["scipy"] if scipy_blas_available() else []):
-            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas)
+        variants = [(None, False)] + ([("scipy", False)] if scipy_blas_available() else [])
+        for blas, unknown in variants + [(None, True)]:  # last: placeholders (None, n)
+            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas, unknown_batch=unknown)
             p_cr = peak(lambda: f(x, y))
-            rows.append((dtype, "default" if blas is None else f"blas={blas!r}",
+            label = "default" if blas is None else f"blas={blas!r}"
+            rows.append((dtype, label + (", batch None" if unknown else ""),
                          f"{p_cr / 1e6:.2f}", f"{p_np / 1e6:.2f}", f"{p_cr / p_np:.2f}"))
     print("\nPeak traced memory of one SGD step of 784-256-10 at batch 128, MB")
     print(table(["dtype", "chainrule", "chainrule MB", "hand-written numpy MB",
