@@ -171,6 +171,16 @@ def test_derivative_in_the_base_with_a_run_time_zero_exponent():
             assert cr.evaluate(d, {"x": 2.0, **env}) == want_at_2, k
     # a constant exponent without zeros keeps the plain rule (no guard nodes)
     assert "where" not in cr.debugprint(cr.grad(x ** 3.0, x))
+    # the guard leaves everything else alone: x = inf (0 * inf ** -1 = 0) and
+    # the derivative in y, d2/dxdy x**y = x**(y-1) (1 + y log x) = 1/x at y = 0
+    assert cr.evaluate(cr.grad(x ** y, x), {"x": np.inf, "y": 0.0}) == 0.0
+    g = cr.grad(cr.sum(v ** cr.constant([0.0, 2.0])), v)
+    np.testing.assert_array_equal(cr.evaluate(g, {"v": np.array([np.inf, 3.0])}), [0.0, 6.0])
+    assert cr.evaluate(cr.grad(cr.grad(x ** y, x), y), {"x": 2.0, "y": 0.0}) == 0.5
+    assert cr.evaluate(cr.jvp(cr.grad(x ** y, x), [y], [1.0]), {"x": 2.0, "y": 0.0}) == 0.5
+    w = cr.placeholder("w", (2,))
+    h = cr.evaluate(cr.hessian(w[0] ** w[1], w), {"w": np.array([2.0, 0.0])})
+    np.testing.assert_allclose(h, [[0.0, 0.5], [0.5, np.log(2.0) ** 2]], rtol=1e-14)
 
 
 def test_log_of_exp_is_differentiated_as_x():

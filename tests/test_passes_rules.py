@@ -318,3 +318,21 @@ def test_rules_keep_the_dtype_of_integer_expressions(build, want):
         got = cr.function([i], expr, backend=backend)(iv)
         assert got.dtype == expr.dtype
         np.testing.assert_allclose(got, want(iv), rtol=1e-14)
+
+
+def test_broadcast_of_reduced_broadcast_keeps_shape_errors_and_shapes():
+    """The rule fires only when the expanded axes are the reduced ones (else
+    the broadcast it removes could fail at run time: the error stays) and a
+    has no more dims than x (else the result would lose them)."""
+    from chainrule.ops.shape import broadcast_like
+    x = cr.placeholder("x", (None, 3))
+    one = cr.constant(np.ones(1))
+    r = cr.sum(x, axis=1)
+    wrong_axis = broadcast_like(cr.expand_dims(broadcast_like(one, r), 0), x)  # (1, n) to (n, 3)
+    for optimize in (False, True):
+        f = cr.function([x], wrong_axis, optimize=optimize)
+        with pytest.raises(cr.InputError):
+            f(np.ones((2, 3)))
+    deep = broadcast_like(cr.expand_dims(broadcast_like(cr.constant(np.ones((1, 1))), r), 1), x)
+    with pytest.raises(cr.InputError):
+        cr.function([x], deep)(np.ones((2, 3)))  # (1, n, 1) cannot become (n, 3)

@@ -240,14 +240,15 @@ _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
 def _pow_dx(g, x, y, o):
     # x ** 0 is 1 everywhere: its derivative is exactly 0, also at x = 0
     # (where 0 * 0 ** -1 would be NaN). An exponent that may be 0 at run time
-    # (or a constant array with zeros) gets exponent 1 where it is 0, so the
-    # product is 0 * x ** 1 = 0 there (JAX does the same).
+    # (or a constant array with zeros) gets base 1 where it is 0 and x is 0,
+    # so the product is 0 * 1 ** -1 = 0 there; everywhere else the rule is
+    # untouched, so its derivative in y (x ** (y-1) (1 + y log x), 1/x at
+    # y = 0) and its value at x = inf stay right.
     if is_const_scalar(y, 0):
         return None
-    e = y - 1
     if y._const is None or not bool(np.all(y._const != 0)):
-        e = where(equal(y, 0), 1, e)
-    return g * (y * x ** e)
+        x = where(logical_and(equal(y, 0), equal(x, 0)), 1, x)
+    return g * (y * x ** (y - 1))
 
 
 def _pow_dy(g, x, y, o):

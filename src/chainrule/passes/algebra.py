@@ -516,6 +516,8 @@ def broadcast_of_reduced_broadcast(n):
         return None
     if a.op.name == "expand_dims" and a.inputs[0].ndim == 0:
         a = a.inputs[0]  # a 0-d value broadcasts to any shape as it is
+    if n.shape != x.shape or e.inputs[0].ndim != r.ndim or a.ndim > x.ndim:
+        return None  # a has more dims than r or x: the broadcasts add them
     from ..ops.shape import broadcast_like
     return broadcast_like(a if a.ndim == 0 else ops.reshape(a, (1,) * x.ndim), x)
 
