@@ -312,3 +312,18 @@ def test_constant_ops_that_numpy_refuses_fail_when_run(backend, optimize):
             cr.function([], out, backend=backend, optimize=optimize)()
         with pytest.raises(cr.InputError, match=op):
             cr.evaluate(out)
+
+
+def test_cotangent_of_unknown_size_takes_the_outputs_run_time_shape(backend):
+    """A cotangent with unknown dims is made the output's run-time shape: a
+    (1, 3) one broadcasts over a (4, 3) output (the gradient is x's shape,
+    not (1, 3)), a (5, 3) one is an error naming it."""
+    x, y = cr.placeholder("x", (None, 3)), cr.placeholder("y", (3,))
+    ct = cr.placeholder("ct", (None, 3))
+    gx, gy = cr.vjp(x * y, [x, y], ct)
+    f = cr.function([x, y, ct], [gx, gy], backend=backend)
+    got_x, got_y = f(np.ones((4, 3)), np.arange(3.0), np.full((1, 3), 2.0))
+    np.testing.assert_array_equal(got_x, np.tile([0.0, 2.0, 4.0], (4, 1)))
+    np.testing.assert_array_equal(got_y, [8.0, 8.0, 8.0])
+    with pytest.raises(cr.InputError, match="ct"):
+        f(np.ones((4, 3)), np.arange(3.0), np.ones((5, 3)))

@@ -217,6 +217,12 @@ def as_seed(value, like: Var, what: str) -> Var:
     if v.dtype != like.dtype and is_float(like):
         from ..ops import cast
         v = cast(v, like.dtype)
+    if None in v.shape and v is not like:
+        # sizes known at run time only: make them like's there (an error if
+        # they cannot be), since every rule takes a seed to have its primal's
+        # run-time shape (a (1, 3) cotangent of a (4, 3) output broadcasts)
+        from ..ops.shape import broadcast_like
+        v = broadcast_like(v, like)
     return v
 
 
