@@ -271,3 +271,15 @@ def test_unknown_keyword_for_a_function_without_inputs():
 def test_parameter_from_a_numpy_integer_keeps_its_dtype():
     assert cr.parameter(np.int64(3), "c").dtype == np.int64
     assert cr.parameter(3, "d").dtype == np.float64  # a Python int means 3.0
+
+
+def test_broadcast_gradients_come_back_as_writeable_arrays(backend):
+    """The gradient of a sum over sizes known at run time only is a
+    broadcast view inside the program; the caller gets its own array."""
+    x = cr.placeholder("x", (None, 3))
+    f = cr.function([x], [cr.grad(cr.sum(x), x), cr.grad(cr.mean(x), x),
+                          cr.broadcast_to(cr.sum(x), (2, 2))], backend=backend)
+    for out in f(np.ones((2, 3))):
+        assert out.flags.writeable and out.flags.owndata
+        out[...] = 7.0  # no error, and no other element changes with it
+        assert np.all(out == 7.0)

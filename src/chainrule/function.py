@@ -155,6 +155,17 @@ def _root(v: Var) -> Var:
     return v
 
 
+def _broadcast_view(v: Var) -> bool:
+    """Is ``v``'s value a broadcast view (read-only, elements shared), say a
+    gradient of a sum over sizes known at run time only? Handed out, it is
+    copied: outputs are arrays a user can write into."""
+    while v.op.aliases:
+        if v.op.name in ("broadcast_to", "broadcast_like"):
+            return True
+        v = v.inputs[0]
+    return False
+
+
 def _copy_rules(outs, upd):
     """Which new parameter values and which outputs must be copied so that
     no two of them, and no output and the function's own state (parameters,
@@ -173,7 +184,7 @@ def _copy_rules(outs, upd):
     for v in outs:
         r = _root(v)
         copy_out.append(r.op.name in ("constant", "parameter") or r.id in state
-                        or r.id in seen)
+                        or r.id in seen or _broadcast_view(v))
         seen.add(r.id)
     return copy_update, copy_out
 
