@@ -327,3 +327,67 @@ def test_cotangent_of_unknown_size_takes_the_outputs_run_time_shape(backend):
     np.testing.assert_array_equal(got_y, [8.0, 8.0, 8.0])
     with pytest.raises(cr.InputError, match="ct"):
         f(np.ones((4, 3)), np.arange(3.0), np.ones((5, 3)))
+
+
+def test_comparing_a_var_with_a_value_points_to_cr_equal():
+    """v == 0 used to be a silent False (cr.where(v == 0, ...) then took the
+    other branch everywhere); Var == Var stays identity, for dict keys."""
+    v = cr.placeholder("v", (3,))
+    for bad in (lambda: v == 0, lambda: v != 0.5, lambda: v == np.zeros(3)):
+        with pytest.raises(TypeError, match="cr.equal"):
+            bad()
+    # NumPy on the left calls np.equal, which builds cr.equal: symbolic, not False
+    assert isinstance(np.zeros(3) == v, cr.Var)
+    w = cr.placeholder("v", (3,))
+    assert (v == v) is True and (v == w) is False and (v != w) is True
+    assert {v: 1, w: 2}[w] == 2 and v in [w, v] and (v == "v") is False
+    got = cr.evaluate(cr.where(cr.equal(v, 0.0), 1.0, v), {v: np.array([0.0, 2.0, 3.0])})
+    np.testing.assert_array_equal(got, [1.0, 2.0, 3.0])
+
+
+def test_numpy_functions_on_vars_build_the_graph_or_say_what_to_use():
+    v = cr.placeholder("v", (3,))
+    vals = {v: np.array([0.5, 2.0, 3.0])}
+    for got, want in ((np.exp(v), np.exp(vals[v])), (np.ones(3) - v, 1 - vals[v]),
+                      (np.float64(2.0) * v, 2 * vals[v]), (np.maximum(v, 1.0), [1, 2, 3]),
+                      (np.absolute(-v), vals[v]), (np.ones(3) / v, 1 / vals[v])):
+        assert isinstance(got, cr.Var)
+        np.testing.assert_allclose(cr.evaluate(got, vals), want, rtol=1e-15)
+    for bad, hint in ((lambda: np.asarray(v), "cr.evaluate"),
+                      (lambda: np.concatenate([v, v]), "cr.concatenate"),
+                      (lambda: np.sum(v), "cr.sum"), (lambda: np.dot(v, v), "cr.dot"),
+                      (lambda: np.add(v, 1.0, out=np.zeros(3)), "cr")):
+        with pytest.raises(TypeError, match=hint):
+            bad()
+
+
+@pytest.mark.parametrize("value", [None, "1", 1j, [cr.constant(1.0)]])
+def test_seeds_that_are_not_numbers_are_dtype_errors(value):
+    """None became NaN, "1" became 1.0."""
+    s = cr.placeholder("s")
+    for build in (lambda: cr.vjp(s * 2.0, s, value), lambda: cr.jvp(s * 2.0, s, value),
+                  lambda: cr.hvp(s * s, s, value)):
+        with pytest.raises(cr.DTypeError, match="expected a number"):
+            build()
+
+
+def test_evaluate_refuses_feeds_it_would_ignore():
+    x = cr.placeholder("x", (3,))
+    w = cr.parameter(np.ones(3), "w")
+    with pytest.raises(cr.InputError, match="parameter.*set_value"):
+        cr.evaluate(w * x, {w: np.zeros(3), x: np.ones(3)})
+    with pytest.raises(cr.InputError, match="not a placeholder"):
+        cr.evaluate(x * 2, {x * 2: np.ones(3)})
+    with pytest.raises(cr.InputError, match="fed twice"):
+        cr.evaluate(x * 2, {x: np.ones(3), "x": np.zeros(3)})
+
+
+def test_optimize_names_unknown_passes_and_checks_what_passes_return():
+    a, b = cr.placeholder("a"), cr.placeholder("b")
+    for passes, msg in ((["cse", "fold"], "unknown pass 'fold'.*constant_fold"),
+                        ("cse", "must be a list"), ([None], "a name or a callable"),
+                        ([lambda o: o[:1]], "list of 2 Vars"),
+                        ([lambda o: [np.ones(1), o[1]]], "keep each output's shape")):
+        with pytest.raises(cr.ChainruleError, match=msg):
+            cr.optimize([a * 2.0, b], passes=passes)
+    assert cr.optimize([a * 1.0, b], passes=["simplify", lambda o: o]) == [a, b]

@@ -393,7 +393,14 @@ def evaluate(outputs, feed=None):
     values = {}
     for key, val in feed.items():
         if isinstance(key, Var):
-            values[key.id] = val
+            if key.op.name == "parameter":
+                raise InputError(f"evaluate: {key.label()!r} is a parameter, which holds "
+                                 f"its own value; change it with .set_value(...) instead "
+                                 f"of feeding it")
+            if key.op.name != "placeholder":
+                raise InputError(f"evaluate: feed keys must be placeholders or names, "
+                                 f"got {key!r}, which is not a placeholder")
+            ph_id = key.id
         elif isinstance(key, str):
             phs = by_name.get(key)
             if not phs:
@@ -401,10 +408,14 @@ def evaluate(outputs, feed=None):
             if len(phs) > 1:
                 raise InputError(f"evaluate: several placeholders are named {key!r}; "
                                  f"key the feed by Var")
-            values[phs[0].id] = val
+            ph_id = phs[0].id
         else:
             raise InputError(f"evaluate: feed keys must be placeholders or names, "
                              f"got {key!r}")
+        if ph_id in values:
+            raise InputError(f"evaluate: placeholder {key if isinstance(key, str) else key.label()!r}"
+                             f" is fed twice (by Var and by name)")
+        values[ph_id] = val
     for ph in needed:
         if ph.id not in values:
             raise InputError(f"evaluate: missing a value for placeholder {ph.name!r}")

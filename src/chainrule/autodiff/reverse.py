@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DisconnectedError, NotDifferentiableError, ShapeError
+from ..errors import DisconnectedError, DTypeError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
@@ -210,7 +210,17 @@ def seeds_for(structure, leaves, values, api: str, noun: str, of: str) -> list:
 
 def as_seed(value, like: Var, what: str) -> Var:
     """Lift a user's cotangent/tangent (Var or array) and check its shape."""
-    v = value if isinstance(value, Var) else lift(np.asarray(value, dtype=like.dtype))
+    if not isinstance(value, Var):
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):  # Vars inside a list, a ragged list
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "biuf":
+            raise DTypeError(f"{what}: expected a number, an array or a Var shaped like "
+                             f"{like.label()} {fmt_shape(like.shape)}, got {value!r:.60} (a "
+                             f"list of Vars is not one Var: cr.stack makes one)")
+        value = arr.astype(like.dtype, copy=False)
+    v = value if isinstance(value, Var) else lift(value)
     if not _compatible(v.shape, like.shape):
         raise ShapeError(f"{what}: expected shape {fmt_shape(like.shape)} to match "
                          f"{like.label()}, got {describe(v)}")

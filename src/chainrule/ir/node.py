@@ -157,7 +157,55 @@ class Var:
         )
 
     __hash__ = object.__hash__
-    # ``==`` is deliberately not overloaded: Vars stay usable as dict keys.
+
+    # ``==`` is deliberately not overloaded: Vars stay usable as dict keys,
+    # and Var == Var is identity. Against a number or an array it would be
+    # a silent False (``cr.where(x == 0, ...)`` picking the other branch
+    # everywhere), so that raises and points to cr.equal.
+    def __eq__(self, other):
+        if isinstance(other, Var) or not _numeric(other):
+            return self is other if isinstance(other, Var) else NotImplemented
+        raise TypeError(_no_equality("=="))
+
+    def __ne__(self, other):
+        if isinstance(other, Var) or not _numeric(other):
+            return self is not other if isinstance(other, Var) else NotImplemented
+        raise TypeError(_no_equality("!="))
+
+    # NumPy meets Vars in three ways; each builds the graph or says what to use.
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"{self.label()} is a chainrule Var, a symbol without a value: "
+                        f"NumPy cannot convert it to an array. Evaluate it first "
+                        f"(cr.evaluate, cr.function), or use the cr functions on it")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``np.exp(x)``, ``ndarray + x``: the chainrule op of the same name."""
+        import chainrule as cr
+        name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
+        fn = getattr(cr, name, None) if method == "__call__" and not kwargs else None
+        if fn is None or not callable(fn):
+            raise TypeError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
+                            f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
+                            f"; use the cr functions (cr.{name} if it exists) on Vars")
+        return fn(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise TypeError(f"np.{func.__name__} does not take chainrule Vars; use "
+                        f"cr.{func.__name__} (or the cr function that does the same) on Vars")
+
+
+_UFUNC_NAMES = {"absolute": "abs", "true_divide": "divide", "left_shift": "",
+                "right_shift": ""}
+
+
+def _numeric(v) -> bool:
+    return isinstance(v, (int, float, complex, np.ndarray, np.generic, list, tuple))
+
+
+def _no_equality(op: str) -> str:
+    return (f"a chainrule Var {op} a value is not an elementwise comparison (Vars "
+            f"compare by identity, as dict keys); use cr.equal(x, v) or "
+            f"cr.not_equal(x, v)")
 
 
 def make_node(op: Op, inputs, attrs=(), name=None) -> Var:

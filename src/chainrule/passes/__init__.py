@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..ir import flatten, topo_order, without_gc
+from ..errors import ChainruleError
+from ..ir import Var, flatten, topo_order, without_gc
 from .algebra import ALGEBRA
 from .collect import collect
 from .fold import FOLDING
@@ -60,13 +61,40 @@ def optimize_vars(outputs, passes=None, report=None):
     combined = names == DEFAULT_PIPELINE
     if combined:
         return _default_pipeline(outs, report)
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise ChainruleError(f"optimize: passes must be a list of pass names or callables, "
+                             f"got {names!r}; e.g. passes=['cse', 'simplify']")
     for name in names:
-        fn = PASSES[name] if isinstance(name, str) else name
+        if isinstance(name, str):
+            if name not in PASSES:
+                raise ChainruleError(f"optimize: unknown pass {name!r}; choose from "
+                                     f"{', '.join(PASSES)} (or give a callable)")
+            fn = PASSES[name]
+        elif callable(name):
+            fn = name
+        else:
+            raise ChainruleError(f"optimize: a pass must be a name or a callable, got {name!r}")
         try:
-            outs = fn(outs, report)
+            new = fn(outs, report)
         except TypeError:
-            outs = fn(outs)
+            new = fn(outs)
+        _check_pass_result(name, outs, new)
+        outs = list(new)
     return outs
+
+
+def _check_pass_result(name, before, after):
+    """A pass returns as many Vars as it got, each of the same shape and dtype."""
+    label = name if isinstance(name, str) else getattr(name, "__name__", repr(name))
+    if not isinstance(after, (list, tuple)) or len(after) != len(before):
+        raise ChainruleError(f"optimize: pass {label!r} must return a list of {len(before)} "
+                             f"Vars (one per output), got {after!r:.80}")
+    for k, (a, b) in enumerate(zip(before, after)):
+        if not isinstance(b, Var) or b.shape != a.shape or b.dtype != a.dtype:
+            raise ChainruleError(
+                f"optimize: pass {label!r} returned {b!r:.80} for output {k}, which is "
+                f"{a.label()} {a.shape} {a.dtype}: a pass must keep each output's shape "
+                f"and dtype")
 
 
 def _default_pipeline(outs, report):
