@@ -391,3 +391,23 @@ def test_optimize_names_unknown_passes_and_checks_what_passes_return():
         with pytest.raises(cr.ChainruleError, match=msg):
             cr.optimize([a * 2.0, b], passes=passes)
     assert cr.optimize([a * 1.0, b], passes=["simplify", lambda o: o]) == [a, b]
+
+
+def test_set_value_refuses_values_that_would_wrap_or_overflow():
+    """Placeholders already refused them; parameters wrapped 2**40 + 5 to 5
+    in int32 and turned 1e300 into inf in float32."""
+    wi = cr.parameter(np.zeros(2, np.int32), "wi")
+    wf = cr.parameter(np.zeros(2, np.float32), "wf")
+    x = cr.placeholder("x", (2,))
+    for call, msg in ((lambda: wi.set_value(np.array([2 ** 40 + 5, -1])), "do not fit in int32"),
+                      (lambda: wf.set_value([1e300, 1.0]), "does not fit in float32"),
+                      (lambda: wf.set_value(x), "chainrule Var x"),
+                      (lambda: wf.set_value("ab"), "takes numbers"),
+                      (lambda: wf.set_value(None), "takes numbers")):
+        with pytest.raises(cr.InputError, match=msg):
+            call()
+    assert np.array_equal(wi.value, [0, 0]) and np.array_equal(wf.value, [0, 0])
+    wi.set_value([3, -4])
+    wf.set_value(np.array([1, 2]))  # ints into a float parameter are fine
+    assert wi.value.dtype == np.int32 and wi.value.tolist() == [3, -4]
+    assert wf.value.dtype == np.float32 and wf.value.tolist() == [1.0, 2.0]

@@ -106,7 +106,17 @@ def _set_value(self, value):
     """Replace a parameter's value; the shape and dtype kind must match."""
     if self.op is not PARAMETER:
         raise TypeError(f"set_value: {self.label()} is not a parameter")
-    arr = np.asarray(value)
+    if isinstance(value, Var):
+        raise InputError(f"set_value: parameter {self.name!r} takes an array, got the "
+                         f"chainrule Var {value.label()}; evaluate it first")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"set_value: parameter {self.name!r}: cannot make an array of "
+                         f"the value given ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"set_value: parameter {self.name!r} takes numbers, got "
+                         f"{value!r:.60} ({arr.dtype})")
     if arr.shape != self.shape:
         raise InputError(
             f"set_value: parameter {self.name!r} has shape {fmt_shape(self.shape)}, "
@@ -119,7 +129,19 @@ def _set_value(self, value):
             f"set_value: parameter {self.name!r} has dtype {self.dtype}, "
             f"got {arr.dtype}"
         )
-    self._state = np.array(arr, dtype=self.dtype)
+    if self.dtype.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
+        info = np.iinfo(self.dtype)  # a cast would wrap around (2**40 as int32 is 0)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            raise InputError(f"set_value: parameter {self.name!r}: values from {lo} to {hi} "
+                             f"do not fit in {self.dtype} ({info.min} to {info.max})")
+    with np.errstate(over="ignore"):
+        new = np.array(arr, dtype=self.dtype)
+    if self.dtype.kind == "f" and arr.dtype.kind == "f" and arr.size \
+            and np.any(np.isinf(new) & np.isfinite(arr)):
+        raise InputError(f"set_value: parameter {self.name!r}: a value does not fit in "
+                         f"{self.dtype} (largest {np.finfo(self.dtype).max:g})")
+    self._state = new
 
 
 Var.value = property(_value)
