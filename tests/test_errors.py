@@ -60,6 +60,9 @@ def test_shape_errors_are_value_errors():
     (lambda x, v: cr.transpose(x, (0, 0)), ["transpose", "x"]),
     (lambda x, v: cr.broadcast_to(x, (3, 3)), ["broadcast_to", "x", "(2, 3)"]),
     (lambda x, v: cr.broadcast_to(x, (None, 3)), ["broadcast_to", "(None, 3)", "unknown"]),
+    (lambda x, v: x.reshape(5.9), ["reshape", "x", "integers", "5.9"]),  # was truncated to 5
+    (lambda x, v: x.reshape(True, 6), ["reshape", "x", "integers"]),
+    (lambda x, v: cr.reshape(x, "ab"), ["reshape", "x", "integers"]),
     (lambda x, v: cr.broadcast_to(x, (-2, 3)), ["broadcast_to", "(-2, 3)", "non-negative"]),
     (lambda x, v: cr.where(x > 0, x, v), ["where", "x", "v", "(4,)"]),
     (lambda x, v: cr.take(v, [4]), ["take", "v"]),

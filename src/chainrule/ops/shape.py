@@ -74,6 +74,11 @@ def reshape(a, newshape):
     a = lift(a)
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
+    if not isinstance(newshape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+            for d in newshape):
+        raise ShapeError(f"reshape: the new shape of {describe(a)} must be integers (one "
+                         f"may be -1), got {newshape!r}")
     newshape = tuple(int(d) for d in newshape)
     if newshape == a.shape:
         return a
