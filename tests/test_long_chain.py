@@ -81,3 +81,18 @@ def test_second_derivative_of_a_long_chain():
     fd = (_recurrence(a + h, steps)[1] - _recurrence(a - h, steps)[1]) / (2 * h)
     assert float(got_d1) == pytest.approx(_recurrence(a, steps)[1], rel=1e-10)
     assert float(got_d2) == pytest.approx(fd, rel=1e-6)
+
+
+def test_printing_a_deep_chain_is_linear():
+    """pprint names a subexpression once its text is long, so a deep chain
+    is not copied at every level (50,000 ops took 40 s): 20,000 sins print
+    as lets that read back to the same nesting."""
+    x = cr.placeholder("x")
+    y = x
+    for _ in range(20000):
+        y = cr.sin(y)
+    text = cr.pprint(y)
+    assert text.count("sin(") == 20000 and text.count("x") == 1
+    lets = text.split("; ")
+    assert len(lets) > 100 and all(len(part) < 1000 for part in lets)
+    assert len(cr.debugprint(y).splitlines()) == 20001

@@ -14,6 +14,10 @@ _INFIX = {"add": ("+", 1), "subtract": ("-", 1), "multiply": ("*", 2),
           "greater_equal": (">=", 0), "equal": ("==", 0), "not_equal": ("!=", 0)}
 _ATOM = 9
 _SHARE_LONGER_THAN = 40
+# a subexpression longer than this is named even when used once: a deep
+# chain printed inline would copy its ever longer text at every level
+# (quadratic: 40 s for 50,000 ops), and nobody reads a 100 kB line
+_SPLIT_LONGER_THAN = 400
 
 
 def _const_text(v):
@@ -89,7 +93,8 @@ def pprint(var) -> str:
         else:
             args = ", ".join(text[i.id] for i in n.inputs)
             s, p = f"{name}({args}{_attrs_text(n)})", _ATOM
-        if users.get(n.id, 0) > 1 and len(s) > _SHARE_LONGER_THAN and n.inputs:
+        if n.inputs and (len(s) > _SPLIT_LONGER_THAN or (
+                users.get(n.id, 0) > 1 and len(s) > _SHARE_LONGER_THAN)):
             label = n.name or f"t{len(lets) + 1}"
             lets.append(f"{label} = {s}")
             s, p = label, _ATOM
