@@ -414,3 +414,16 @@ def test_set_value_refuses_values_that_would_wrap_or_overflow():
     wf.set_value(np.array([1, 2]))  # ints into a float parameter are fine
     assert wi.value.dtype == np.int32 and wi.value.tolist() == [3, -4]
     assert wf.value.dtype == np.float32 and wf.value.tolist() == [1.0, 2.0]
+
+
+def test_a_vars_shape_and_dtype_cannot_be_assigned():
+    """v.shape = (2,) (NumPy's in-place reshape) was accepted and made the
+    graph describe another array."""
+    v = cr.placeholder("v", (3,))
+    with pytest.raises(AttributeError, match="reshape"):
+        v.shape = (3, 1)
+    with pytest.raises(AttributeError, match="astype"):
+        v.dtype = np.float32
+    assert v.shape == (3,) and v.dtype == np.float64
+    v.name = "w"  # names are the user's to change
+    assert v.name == "w"

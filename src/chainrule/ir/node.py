@@ -107,15 +107,27 @@ class Var:
     dtype: np.dtype
 
     def __init__(self, op, inputs, attrs, shape, dtype, name=None):
-        self.op = op
-        self.inputs = inputs
-        self.attrs = attrs
-        self.shape = shape
-        self.dtype = dtype
-        self._name = name
-        self.id = _last_id[0] = next(_ids)
-        self._const = None
-        self._state = None
+        put = object.__setattr__  # the fixed fields are set here only
+        put(self, "op", op)
+        put(self, "inputs", inputs)
+        put(self, "attrs", attrs)
+        put(self, "shape", shape)
+        put(self, "dtype", dtype)
+        put(self, "_name", name)
+        put(self, "id", next(_ids))
+        _last_id[0] = self.id
+        put(self, "_const", None)
+        put(self, "_state", None)
+
+    def __setattr__(self, attr, value):
+        # A node is immutable once built (hash-consing shares it): x.shape = (2,)
+        # (a NumPy habit) would silently describe another array
+        if attr in _FIXED:
+            hint = " (use .reshape(...))" if attr == "shape" else \
+                " (use .astype(...))" if attr == "dtype" else ""
+            raise AttributeError(f"a chainrule Var's {attr} cannot be changed{hint}: "
+                                 f"ops build new Vars")
+        object.__setattr__(self, attr, value)
 
     # -- metadata --------------------------------------------------------
     @property
@@ -194,6 +206,9 @@ class Var:
                         f"cr.{func.__name__} (or the cr function that does the same) on Vars")
 
 
+_put = object.__setattr__  # (no Var.__setattr__ check on the hot paths)
+_FIXED = frozenset(("op", "inputs", "attrs", "shape", "dtype", "id"))
+
 _UFUNC_NAMES = {"absolute": "abs", "true_divide": "divide", "left_shift": "",
                 "right_shift": ""}
 
@@ -224,11 +239,11 @@ def make_node(op: Op, inputs, attrs=(), name=None) -> Var:
         node = own.get(key)
     if node is not None:
         if name and node._name is None:
-            node._name = name
+            _put(node, "_name", name)
         return node
     shape, dtype = op.infer(attrs, *given)  # errors name operands as the user wrote them
     node = Var(op, inputs, attrs, tuple(shape), np.dtype(dtype), name)
-    node.skey = _structural_key(op, attrs, inputs)
+    _put(node, "skey", _structural_key(op, attrs, inputs))
     if own is None:
         _table[key] = _ref(node, _partial(_forget, key))
     else:
@@ -263,11 +278,11 @@ def make_constant(op: Op, value: np.ndarray, name=None) -> Var:
     node = _constants.get(key)
     if node is not None:
         if name and node._name is None:
-            node._name = name
+            _put(node, "_name", name)
         return node
     node = Var(op, (), (), value.shape, value.dtype, name)
-    node.skey = zlib.crc32(key[1].encode() + repr(key[2]).encode() + key[3])
-    node._const = value
+    _put(node, "skey", zlib.crc32(key[1].encode() + repr(key[2]).encode() + key[3]))
+    _put(node, "_const", value)
     _constants[key] = node
     return node
 
@@ -276,7 +291,7 @@ def make_leaf(op: Op, shape, dtype, name, attrs=()) -> Var:
     """A node that is never merged with another (placeholder, parameter)."""
     node = Var(op, (), attrs, tuple(shape), np.dtype(dtype), name)
     # by name and type (placeholders of the same name then order by creation)
-    node.skey = zlib.crc32(repr((op.name, name, node.shape, node.dtype.str)).encode())
+    _put(node, "skey", zlib.crc32(repr((op.name, name, node.shape, node.dtype.str)).encode()))
     return node
 
 
