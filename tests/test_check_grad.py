@@ -190,3 +190,18 @@ def test_bad_calls():
         cr.check_grad(cost, [x, i], {"x": [1.0, 2.0], "i": [1, 2]})
     with pytest.raises(cr.InputError, match="keys"):
         cr.check_grad(cost, x, {1: [1.0, 2.0]})
+
+
+@pytest.mark.parametrize("kwargs, values, msg", [
+    ({"rtol": -1}, {"x": [0.1, 0.2, 0.3]}, "rtol must be a positive"),
+    ({"eps": 0}, {"x": [0.1, 0.2, 0.3]}, "eps must be a positive"),
+    ({"rtol": "1e-3"}, {"x": [0.1, 0.2, 0.3]}, "rtol must be a positive"),
+    ({"order": 3}, {"x": [0.1, 0.2, 0.3]}, "order must be 1 or 2"),
+    ({}, [[0.1, 0.2, 0.3]], "values must be a dict"),
+    ({}, {"x": [np.nan, 0.2, 0.3]}, "NaN or inf"),
+])
+def test_bad_arguments_are_named_not_blamed_on_the_derivative(kwargs, values, msg):
+    """A negative rtol or a NaN point made a correct gradient 'disagree'."""
+    x = cr.placeholder("x", (3,))
+    with pytest.raises(cr.InputError, match=msg):
+        cr.check_grad(cr.sum(cr.sin(x) * x), x, values, **kwargs)

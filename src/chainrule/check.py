@@ -61,7 +61,14 @@ def check_grad(cost, wrt, values, order=1, eps=None, rtol=None):
     >>> cr.check_grad((cr.sin(x) * x).sum(), x, {"x": [0.1, 0.2, 0.3]})
     """
     if order not in (1, 2):
-        raise ValueError("check_grad: order must be 1 or 2")
+        raise InputError(f"check_grad: order must be 1 or 2, got {order!r}")
+    for arg, v in (("eps", eps), ("rtol", rtol)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                              or not np.isfinite(v) or v <= 0):
+            raise InputError(f"check_grad: {arg} must be a positive number, got {v!r}")
+    if not isinstance(values, dict):
+        raise InputError(f"check_grad: values must be a dict from placeholders (Vars or "
+                         f"names) to arrays, got {type(values).__name__}")
     wrts, _ = flatten(wrt, "wrt")
     for w in wrts:
         if w.op.name not in ("placeholder", "parameter"):
@@ -80,6 +87,10 @@ def check_grad(cost, wrt, values, order=1, eps=None, rtol=None):
             given[w.id] = (w, np.zeros(tuple(1 if d is None else d for d in w.shape)))
     phs = [v for v, _ in given.values() if v.op.name == "placeholder"]
     base = {v.id: np.array(val, dtype=v.dtype) for v, val in given.values()}
+    for v, _ in given.values():
+        if is_float(v) and not np.all(np.isfinite(base[v.id])):
+            raise InputError(f"check_grad: the value of {v.label()} has NaN or inf; "
+                             f"derivatives are checked at finite points")
     narrowest = min((n.dtype.itemsize for n in nodes + wrts if is_float(n)), default=8)
     d_eps, d_rtol = _DEFAULTS[(order, narrowest >= 8)]
     eps = d_eps if eps is None else eps
