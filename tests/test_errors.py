@@ -427,3 +427,9 @@ def test_a_vars_shape_and_dtype_cannot_be_assigned():
     assert v.shape == (3,) and v.dtype == np.float64
     v.name = "w"  # names are the user's to change
     assert v.name == "w"
+
+
+def test_boolean_mask_index_points_to_where():
+    a = cr.placeholder("a", (2, 3))
+    with pytest.raises(cr.DTypeError, match="cr.where"):
+        a[cr.greater(a, 2.0)]

@@ -563,7 +563,11 @@ def stack(arrays, axis=0):
 def _take_infer(attrs, a, idx):
     axis, = attrs
     if idx.dtype.kind not in "iu":
-        raise DTypeError(f"take: indices {idx.label()} must be integers, not {idx.dtype}")
+        hint = (" (a boolean mask selects a data-dependent number of elements, which a "
+                "graph of known shapes cannot hold: use cr.where(mask, x, 0) to zero the "
+                "others)" if idx.dtype.kind == "b" else "")
+        raise DTypeError(f"take: indices {idx.label()} must be integers, not "
+                         f"{idx.dtype}{hint}")
     if axis is None:
         return idx.shape, a.dtype
     return a.shape[:axis] + idx.shape + a.shape[axis + 1:], a.dtype
