@@ -433,3 +433,11 @@ def test_boolean_mask_index_points_to_where():
     a = cr.placeholder("a", (2, 3))
     with pytest.raises(cr.DTypeError, match="cr.where"):
         a[cr.greater(a, 2.0)]
+
+
+def test_calling_a_function_with_a_feed_dict_says_how_to_call_it(backend):
+    x = cr.placeholder("x", (2,))
+    f = cr.function([x], x * 2.0, backend=backend)
+    with pytest.raises(cr.InputError, match="got a dict.*by placeholder name"):
+        f({x: np.ones(2)})
+    np.testing.assert_array_equal(f(**{"x": np.ones(2)}), [2.0, 2.0])

@@ -38,6 +38,10 @@ class InputSpec:
         if isinstance(value, Var):
             raise InputError(f"input {self.name!r}: got a chainrule Var; pass an array "
                              f"(to feed a graph into a graph, build one graph instead)")
+        if isinstance(value, dict):
+            raise InputError(f"input {self.name!r}: got a dict; a compiled function takes "
+                             f"arrays positionally or by placeholder name, f(**{{'name': "
+                             f"array}}), not a feed dict (that is cr.evaluate's)")
         python_data = isinstance(value, _PY_DATA) and not isinstance(value, np.generic)
         try:
             arr = np.asarray(value)
