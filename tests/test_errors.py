@@ -441,3 +441,14 @@ def test_calling_a_function_with_a_feed_dict_says_how_to_call_it(backend):
     with pytest.raises(cr.InputError, match="got a dict.*by placeholder name"):
         f({x: np.ones(2)})
     np.testing.assert_array_equal(f(**{"x": np.ones(2)}), [2.0, 2.0])
+
+
+def test_a_wider_integer_update_must_be_cast_explicitly():
+    """int64 values stored into an int32 parameter wrapped (2**40 -> 0)."""
+    w = cr.parameter(np.zeros(2, np.int32), "w")
+    k = cr.placeholder("k", (2,), "int64")
+    with pytest.raises(cr.InputError, match="wider than the parameter's int32.*astype"):
+        cr.function([k], k * 1, updates={w: k})
+    f = cr.function([k], k * 1, updates={w: w + 1})  # a Python int keeps int32
+    f(np.array([5, 6]))
+    assert w.value.tolist() == [1, 1] and w.value.dtype == np.int32

@@ -143,6 +143,12 @@ def _as_updates(updates):
             if v.dtype.kind != p.dtype.kind and not (is_float(p) and v.dtype.kind in "iub"):
                 raise InputError(f"function: the update of {p.name!r} has dtype "
                                  f"{v.dtype}, the parameter {p.dtype}")
+            if p.dtype.kind in "iu" and v.dtype.kind in "iu" \
+                    and not np.can_cast(v.dtype, p.dtype, "safe"):
+                raise InputError(
+                    f"function: the update of {p.name!r} has dtype {v.dtype}, wider than "
+                    f"the parameter's {p.dtype}: storing it would wrap values that do not "
+                    f"fit; cast it yourself (.astype('{p.dtype}')) if that is meant")
             from .ops import cast
             v = cast(v, p.dtype)
         out.append((p, v))
