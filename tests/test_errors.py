@@ -452,3 +452,18 @@ def test_a_wider_integer_update_must_be_cast_explicitly():
     f = cr.function([k], k * 1, updates={w: w + 1})  # a Python int keeps int32
     f(np.array([5, 6]))
     assert w.value.tolist() == [1, 1] and w.value.dtype == np.int32
+
+
+def test_copying_a_deep_graph_and_pickling():
+    """deepcopy of a 3,000-op chain hit Python's recursion limit; a Var is
+    immutable, so a copy is the Var itself. Pickling says what to use."""
+    import copy
+    import pickle
+    x = cr.placeholder("x")
+    y = x
+    for _ in range(3000):
+        y = cr.sin(y)
+    assert copy.deepcopy(y) is y and copy.copy(y) is y
+    assert copy.deepcopy({"loss": [y]})["loss"][0] is y
+    with pytest.raises(TypeError, match="cr.save"):
+        pickle.dumps(y)

@@ -184,6 +184,19 @@ class Var:
             return self is not other if isinstance(other, Var) else NotImplemented
         raise TypeError(_no_equality("!="))
 
+    # A node is immutable (its value, for a parameter, is state the graph
+    # holds): copies are the node itself, as for a tuple, with no recursion
+    # down a deep graph.
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("chainrule Vars cannot be pickled: a graph is saved with "
+                        "cr.save / cr.load (planned), not pickle")
+
     # NumPy meets Vars in three ways; each builds the graph or says what to use.
     def __array__(self, *args, **kwargs):
         raise TypeError(f"{self.label()} is a chainrule Var, a symbol without a value: "
