@@ -467,3 +467,22 @@ def test_copying_a_deep_graph_and_pickling():
     assert copy.deepcopy({"loss": [y]})["loss"][0] is y
     with pytest.raises(TypeError, match="cr.save"):
         pickle.dumps(y)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda x: x[::0], cr.ShapeError),
+    (lambda x: cr.concatenate([]), cr.InputError),
+    (lambda x: cr.stack([]), cr.InputError),
+    (lambda x: cr.clip(x, None, None), cr.InputError),
+    (lambda x: cr.jacobian(x * 2.0, x, mode="fwd"), cr.InputError),
+    (lambda x: cr.grad(x.sum(), x, disconnected="ignore"), cr.InputError),
+    (lambda x: cr.function([x], x, backend="numba"), cr.InputError),
+    (lambda x: cr.vjp([x * 2.0, x], x, np.ones(3)), cr.InputError),
+])
+def test_bad_arguments_are_chainrule_errors(call, error):
+    """They were bare ValueErrors (still ValueErrors: every chainrule error
+    derives from the builtin a user would catch)."""
+    x = cr.placeholder("x", (3,))
+    with pytest.raises(error):
+        call(x)
+    assert issubclass(error, ValueError)

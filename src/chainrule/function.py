@@ -210,7 +210,7 @@ class Function:
     def __init__(self, inputs, outputs, updates=None, backend="numpy",
                  optimize=True, check_finite=False, blas=None, vecmath=None):
         if backend not in BACKENDS:
-            raise ValueError(f"function: unknown backend {backend!r}; choose one of "
+            raise InputError(f"function: unknown backend {backend!r}; choose one of "
                              f"{sorted(BACKENDS)}")
         self.inputs = _as_inputs(inputs)
         outs, self._rebuild = flatten(outputs, "outputs")

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import InputError, ShapeError
 from ..ir import Var, make_leaf, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, is_float, shape_known
@@ -126,7 +126,7 @@ def jacobian(y, x, mode="auto"):
            [0., 6.]])
     """
     if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', "
+        raise InputError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', "
                          f"got {mode!r}")
     _check(y, x, "jacobian")
     first = next_id()

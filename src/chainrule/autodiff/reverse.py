@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DisconnectedError, DTypeError, NotDifferentiableError, ShapeError
+from ..errors import DisconnectedError, DTypeError, InputError, NotDifferentiableError, ShapeError
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
@@ -172,7 +172,7 @@ def grad(cost, wrt, disconnected="zero"):
     array(6.)
     """
     if disconnected not in ("zero", "raise"):
-        raise ValueError("grad: disconnected must be 'zero' or 'raise'")
+        raise InputError("grad: disconnected must be 'zero' or 'raise'")
     if not isinstance(cost, Var):
         raise TypeError(f"grad: cost must be a chainrule Var, got {type(cost).__name__}")
     if cost.ndim != 0:
@@ -204,7 +204,7 @@ def seeds_for(structure, leaves, values, api: str, noun: str, of: str) -> list:
     else:
         vals = list(values)
     if len(vals) != len(leaves):
-        raise ValueError(f"{api}: got {len(vals)} {noun}s for {len(leaves)} {of}")
+        raise InputError(f"{api}: got {len(vals)} {noun}s for {len(leaves)} {of}")
     return [as_seed(v, like, f"{api}: {noun}") for v, like in zip(vals, leaves)]
 
 

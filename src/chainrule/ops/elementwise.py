@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..errors import DTypeError
+from ..errors import DTypeError, InputError
 from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, from_source, is_const_scalar, is_float, lift, lift_pair,
                    make_node, probe_dtype, register, same_runtime_shape, sum_to)
 
@@ -480,7 +480,7 @@ def clip(a, a_min, a_max):
     gradient flows to ``a`` inside the interval, bounds included."""
     a = lift(a)
     if a_min is None and a_max is None:
-        raise ValueError("clip: give at least one of a_min and a_max")
+        raise InputError("clip: give at least one of a_min and a_max")
     if a.dtype.kind == "f":
         lo_default, hi_default = -np.inf, np.inf
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, InputError, ShapeError
 from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, from_source, is_float, lift,
                    make_node, normalize_axis, register, shape_known, sum_to)
 from .elementwise import _size, apply
@@ -318,7 +318,7 @@ def _normalize_index(x: Var, index):
                     raise TypeError(f"index: slice bounds must be ints, got {p!r}")
                 parts.append(None if p is None else int(p))
             if parts[2] == 0:
-                raise ValueError("index: slice step cannot be zero")
+                raise ShapeError("index: slice step cannot be zero")
             out.append(("s", *parts))
             axis += 1
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
@@ -535,7 +535,7 @@ def concatenate(arrays, axis=0):
     """Join arrays along an existing axis (NumPy's ``concatenate``)."""
     xs = [lift(a) for a in arrays]
     if not xs:
-        raise ValueError("concatenate: need at least one array")
+        raise InputError("concatenate: need at least one array")
     if axis is None:
         xs, axis = [reshape(x, (-1,)) for x in xs], 0
     axis = normalize_axis("concatenate", xs[0], axis)
@@ -548,7 +548,7 @@ def stack(arrays, axis=0):
     """Join arrays along a new axis (NumPy's ``stack``)."""
     xs = [lift(a) for a in arrays]
     if not xs:
-        raise ValueError("stack: need at least one array")
+        raise InputError("stack: need at least one array")
     for x in xs[1:]:
         if x.ndim != xs[0].ndim or any(a is not None and b is not None and a != b
                                        for a, b in zip(x.shape, xs[0].shape)):
