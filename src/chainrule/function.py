@@ -13,6 +13,7 @@ from .backends.program import RUNTIME_ERRORS, NodeFailure, describe_node
 from .errors import InputError
 from .ir import Var, flatten, topo_order, without_gc
 from .ops.base import fmt_shape, is_float, lift
+from .ops.leaves import checked_cast
 
 _PY_DATA = (bool, numbers.Number, list, tuple)
 
@@ -60,35 +61,11 @@ class InputSpec:
                 f"input {self.name!r}: expected {self.ndim} dimension(s), shape "
                 f"{fmt_shape(self.shape)}, got an array of shape {fmt_shape(arr.shape)}")
         self._check_dims(arr)
-        if arr.dtype != self.dtype:
-            if want in "iu" and arr.size:
-                self._check_range(arr)
-            if want == "f":
-                return self._narrow(arr)
-            arr = arr.astype(self.dtype)
-        return arr
-
-    def _narrow(self, arr):
-        # 1e300 as float32 is inf: say so rather than compute with it
-        with np.errstate(over="ignore"):
-            out = arr.astype(self.dtype)
-        overflowed = np.isinf(out) & np.isfinite(arr)
-        if overflowed.any():
-            big = np.abs(arr[overflowed]).max()
-            raise InputError(
-                f"input {self.name!r}: a value of magnitude {big:g} does not fit in "
-                f"{self.dtype} (largest {np.finfo(self.dtype).max:g}); scale the data or "
-                f"declare the placeholder with a wider dtype")
-        return out
-
-    def _check_range(self, arr):
-        # a cast would wrap around silently (2**40 as int32 is 0)
-        info = np.iinfo(self.dtype)
-        lo, hi = arr.min(), arr.max()
-        if lo < info.min or hi > info.max:
-            raise InputError(
-                f"input {self.name!r}: values from {lo} to {hi} do not fit in "
-                f"{self.dtype} (range {info.min} to {info.max})")
+        if arr.dtype == self.dtype:  # (the common case: no call)
+            return arr
+        return checked_cast(arr, self.dtype, f"input {self.name!r}",
+                            "; scale the data or declare the placeholder with a wider dtype"
+                            if want == "f" else "")
 
     def _check_dims(self, arr):
         for k, (want, got) in enumerate(zip(self.shape, arr.shape)):

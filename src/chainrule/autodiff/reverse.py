@@ -210,17 +210,17 @@ def seeds_for(structure, leaves, values, api: str, noun: str, of: str) -> list:
 
 def as_seed(value, like: Var, what: str) -> Var:
     """Lift a user's cotangent/tangent (Var or array) and check its shape."""
+    v = value
     if not isinstance(value, Var):
         try:
             arr = np.asarray(value)
         except (TypeError, ValueError):  # Vars inside a list, a ragged list
-            arr = np.asarray(None)
-        if arr.dtype.kind not in "biuf":
+            arr = None
+        if arr is None or arr.dtype.kind not in "biuf":
             raise DTypeError(f"{what}: expected a number, an array or a Var shaped like "
                              f"{like.label()} {fmt_shape(like.shape)}, got {value!r:.60} (a "
                              f"list of Vars is not one Var: cr.stack makes one)")
-        value = arr.astype(like.dtype, copy=False)
-    v = value if isinstance(value, Var) else lift(value)
+        v = lift(arr.astype(like.dtype, copy=False))
     if not _compatible(v.shape, like.shape):
         raise ShapeError(f"{what}: expected shape {fmt_shape(like.shape)} to match "
                          f"{like.label()}, got {describe(v)}")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ..ops.base import same_runtime_shape
-from .program import MIN_ELEMENTS, known_size, may_fail
+from ..ops.base import fixed_at, unknown_axes
+from .program import MIN_ELEMENTS, known_size, may_fail, nominal_size
 
 # With unknown dims (a batch size, say) the size is known at run time only:
 # an array whose known dims alone hold this many elements is taken to be
@@ -43,10 +43,7 @@ def capable(node) -> bool:
         return False
     size = known_size(node)
     if size is None:
-        known = 1
-        for d in node.shape:
-            known *= 1 if d is None else d
-        return known >= MIN_KNOWN_PART
+        return nominal_size(node, unknown=1) >= MIN_KNOWN_PART  # the known dims alone
     return size >= MIN_ELEMENTS
 
 
@@ -57,13 +54,11 @@ def _shape_checks(inp, node):
     1 in one of them), or None when it can't (a known larger size)."""
     if inp.shape != node.shape:
         return None
-    if None not in node.shape or same_runtime_shape(inp, node):
-        return []
-    unknown = [k - node.ndim for k, d in enumerate(node.shape) if d is None]
+    unknown = unknown_axes(node)
     checks = []
     for o in node.inputs:
-        if o is inp or all(-a > o.ndim or o.shape[a] == 1 for a in unknown):
-            continue  # cannot enlarge inp
+        if o is inp or fixed_at(o, unknown):
+            continue  # cannot enlarge inp (no check at all: same_runtime_shape)
         if o.shape != inp.shape:
             return None
         checks.append(o)

@@ -48,11 +48,11 @@ _EARLY_RATIO = 4   # a consumer at least this many times smaller than its operan
 NOMINAL_UNKNOWN = 64
 
 
-def nominal_size(node):
-    """Elements of ``node``, an unknown dim counted as NOMINAL_UNKNOWN."""
+def nominal_size(node, unknown=NOMINAL_UNKNOWN):
+    """Elements of ``node``, an unknown dim counted as ``unknown``."""
     n = 1
     for d in node.shape:
-        n *= NOMINAL_UNKNOWN if d is None else d
+        n *= unknown if d is None else d
     return n
 
 

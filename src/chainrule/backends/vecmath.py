@@ -167,7 +167,7 @@ def _kernel(name, dtype):
 
 def _build(cname: str, dtype):
     from llvmlite import ir
-    from numba import njit
+    from numba import from_dtype, njit
     from numba import types as nt
     from numba.extending import intrinsic
 
@@ -193,7 +193,7 @@ def _build(cname: str, dtype):
             return context.get_dummy_value()
         return nt.void(src, dst, start), codegen
 
-    scalar_type = numpy.float64 if dtype == numpy.float64 else numpy.float32
+    scalar_type = dtype.type
 
     def kernel(a, o):
         n = a.size
@@ -210,7 +210,7 @@ def _build(cname: str, dtype):
 
     # One signature: the input typed read-only (the wrapper passes a
     # read-only view, so read-only arrays need no second compilation).
-    item = nt.float64 if dtype == numpy.float64 else nt.float32
+    item = from_dtype(dtype)
     jitted = njit(nogil=True)(kernel)
     jitted.compile((nt.Array(item, 1, "C", readonly=True), nt.Array(item, 1, "C")))
     jitted.disable_compile()  # any other argument type is an error, never a compilation

@@ -175,14 +175,18 @@ class Var:
     # a silent False (``cr.where(x == 0, ...)`` picking the other branch
     # everywhere), so that raises and points to cr.equal.
     def __eq__(self, other):
-        if isinstance(other, Var) or not _numeric(other):
-            return self is other if isinstance(other, Var) else NotImplemented
-        raise TypeError(_no_equality("=="))
+        if isinstance(other, Var):
+            return self is other
+        if _numeric(other):
+            raise TypeError(_no_equality("=="))
+        return NotImplemented
 
     def __ne__(self, other):
-        if isinstance(other, Var) or not _numeric(other):
-            return self is not other if isinstance(other, Var) else NotImplemented
-        raise TypeError(_no_equality("!="))
+        if isinstance(other, Var):
+            return self is not other
+        if _numeric(other):
+            raise TypeError(_no_equality("!="))
+        return NotImplemented
 
     # A node is immutable (its value, for a parameter, is state the graph
     # holds): copies are the node itself, as for a tuple, with no recursion
@@ -208,7 +212,7 @@ class Var:
         import chainrule as cr
         name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
         fn = getattr(cr, name, None) if method == "__call__" and not kwargs else None
-        if fn is None or not callable(fn):
+        if not callable(fn):
             raise TypeError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
                             f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
                             f"; use the cr functions (cr.{name} if it exists) on Vars")
@@ -222,8 +226,7 @@ class Var:
 _put = object.__setattr__  # (no Var.__setattr__ check on the hot paths)
 _FIXED = frozenset(("op", "inputs", "attrs", "shape", "dtype", "id"))
 
-_UFUNC_NAMES = {"absolute": "abs", "true_divide": "divide", "left_shift": "",
-                "right_shift": ""}
+_UFUNC_NAMES = {"absolute": "abs", "true_divide": "divide"}  # NumPy's name -> cr's
 
 
 def _numeric(v) -> bool:

@@ -132,11 +132,31 @@ def same_runtime_shape(x, node) -> bool:
     unknown dim of the result, no axis or a known size of 1."""
     if x.shape != node.shape:
         return False
-    unknown = [k - node.ndim for k, d in enumerate(node.shape) if d is None]
-    if not unknown:
-        return True
-    return all(o is x or all(-a > o.ndim or o.shape[a] == 1 for a in unknown)
-               for o in node.inputs)
+    unknown = unknown_axes(node)
+    return not unknown or all(o is x or fixed_at(o, unknown) for o in node.inputs)
+
+
+def unknown_axes(node) -> list:
+    """The axes of ``node``'s unknown dims, counted from the end (-1 last)."""
+    return [k - node.ndim for k, d in enumerate(node.shape) if d is None]
+
+
+def fixed_at(o, axes) -> bool:
+    """Has operand ``o`` no axis or a known size of 1 at each of ``axes``
+    (from the end), so that it cannot enlarge a broadcast result there?"""
+    return all(-a > o.ndim or o.shape[a] == 1 for a in axes)
+
+
+def folded(op, attrs, values):
+    """``op``'s NumPy implementation on constant ``values`` (warnings off), as
+    an array, or None when it raises (say 2 ** -1 in integers): that node is
+    left to run, where its error names the op."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return np.asarray(op.impl(attrs, *values))
+    except Exception:  # noqa: BLE001 (any error of any op's implementation)
+        return None
 
 
 def broadcast_shapes(opname: str, *operands) -> tuple:

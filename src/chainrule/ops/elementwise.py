@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import DTypeError, InputError
-from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, from_source, is_const_scalar, is_float, lift, lift_pair,
+from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, folded, from_source, is_const_scalar, is_float, lift, lift_pair,
                    make_node, probe_dtype, register, same_runtime_shape, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build
@@ -27,13 +27,8 @@ def apply(op: Op, inputs, attrs=()):
         if i._const is None or i._const.size > _FOLD_MAX:
             return node
     if node.op is op and inputs:
-        try:
-            with np.errstate(all="ignore"):
-                val = op.impl(attrs, *[i._const for i in inputs])
-        except Exception:  # noqa: BLE001 (say 2 ** -1 in integers): evaluating
-            return node  # the node raises it as a chainrule error, naming the op
-        val = np.asarray(val)
-        if val.size <= _FOLD_MAX and val.dtype == node.dtype:
+        val = folded(op, attrs, [i._const for i in inputs])
+        if val is not None and val.size <= _FOLD_MAX and val.dtype == node.dtype:
             return constant_var(val)
     return node
 

@@ -129,19 +129,32 @@ def _set_value(self, value):
             f"set_value: parameter {self.name!r} has dtype {self.dtype}, "
             f"got {arr.dtype}"
         )
-    if self.dtype.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
-        info = np.iinfo(self.dtype)  # a cast would wrap around (2**40 as int32 is 0)
+    new = checked_cast(arr, self.dtype, f"set_value: parameter {self.name!r}")
+    self._state = new.copy() if new is arr else new  # never the caller's memory
+
+
+def checked_cast(arr, dtype, what: str, hint: str = ""):
+    """``arr`` as ``dtype`` (the array itself if it has it), or an InputError
+    starting with ``what`` when the cast would change a value: an integer
+    outside the type's range wraps (2**40 as int32 is 0), a float too large
+    for it becomes inf (1e300 as float32)."""
+    if arr.dtype == dtype:
+        return arr
+    if dtype.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
+        info = np.iinfo(dtype)
         lo, hi = arr.min(), arr.max()
         if lo < info.min or hi > info.max:
-            raise InputError(f"set_value: parameter {self.name!r}: values from {lo} to {hi} "
-                             f"do not fit in {self.dtype} ({info.min} to {info.max})")
+            raise InputError(f"{what}: values from {lo} to {hi} do not fit in {dtype} "
+                             f"(range {info.min} to {info.max}){hint}")
     with np.errstate(over="ignore"):
-        new = np.array(arr, dtype=self.dtype)
-    if self.dtype.kind == "f" and arr.dtype.kind == "f" and arr.size \
-            and np.any(np.isinf(new) & np.isfinite(arr)):
-        raise InputError(f"set_value: parameter {self.name!r}: a value does not fit in "
-                         f"{self.dtype} (largest {np.finfo(self.dtype).max:g})")
-    self._state = new
+        out = arr.astype(dtype)
+    if dtype.kind == "f":
+        overflowed = np.isinf(out) & np.isfinite(arr)
+        if overflowed.any():
+            big = np.abs(arr[overflowed]).max()
+            raise InputError(f"{what}: a value of magnitude {big:g} does not fit in {dtype} "
+                             f"(largest {np.finfo(dtype).max:g}){hint}")
+    return out
 
 
 Var.value = property(_value)

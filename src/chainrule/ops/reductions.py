@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import NotDifferentiableError
 from .base import (Op, dtype_expr, from_source, is_float, lift, make_node, normalize_axes,
                    normalize_axis, probe_dtype, register, shape_known)
-from .elementwise import (_size, apply, cast, equal, exp, where)
+from .elementwise import _size, apply, cast, equal, exp
 
 
 def _reduced_shape(shape, axes, keepdims):

@@ -69,14 +69,17 @@ _reshape_like_op = register(Op(
 ))
 
 
+def _is_int(d) -> bool:
+    """A size argument: an int or a NumPy integer, not a bool (True is 1)."""
+    return isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+
+
 def reshape(a, newshape):
     """NumPy's ``reshape``; one dim may be -1."""
     a = lift(a)
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
-    if not isinstance(newshape, (tuple, list)) or not all(
-            isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
-            for d in newshape):
+    if not isinstance(newshape, (tuple, list)) or not all(_is_int(d) for d in newshape):
         raise ShapeError(f"reshape: the new shape of {describe(a)} must be integers (one "
                          f"may be -1), got {newshape!r}")
     newshape = tuple(int(d) for d in newshape)
@@ -137,17 +140,6 @@ def _expand_infer(attrs, x):
     return tuple(shape), x.dtype
 
 
-_expand_dims_op = register(Op(
-    "expand_dims", infer=_expand_infer,
-    impl=lambda attrs, x: np.expand_dims(x, attrs[0]),
-    vjp=lambda out, g, needs: [squeeze(g, out.attrs[0]) if is_float(out.inputs[0]) else None],
-    jvp=lambda out, ts: None if ts[0] is None else expand_dims(ts[0], out.attrs[0]),
-    emit_node=lambda node, x: _expand_dims_code(node, x),
-    emit=lambda attrs, x: f"np.expand_dims({x}, {attrs[0]})",
-    flops=_zero_flops,
-))
-
-
 def _expand_dims_code(node, x):
     """``x[:, None]``: indexing, which costs a tenth of ``np.expand_dims``'s
     Python-level checks. A 0-d operand may be a Python number at run time
@@ -155,6 +147,17 @@ def _expand_dims_code(node, x):
     axes = set(node.attrs[0])
     index = ", ".join("None" if k in axes else ":" for k in range(node.ndim))
     return f"np.asarray({x})[{index}]" if node.inputs[0].ndim == 0 else f"{x}[{index}]"
+
+
+_expand_dims_op = register(Op(
+    "expand_dims", infer=_expand_infer,
+    impl=lambda attrs, x: np.expand_dims(x, attrs[0]),
+    vjp=lambda out, g, needs: [squeeze(g, out.attrs[0]) if is_float(out.inputs[0]) else None],
+    jvp=lambda out, ts: None if ts[0] is None else expand_dims(ts[0], out.attrs[0]),
+    emit_node=_expand_dims_code,
+    emit=lambda attrs, x: f"np.expand_dims({x}, {attrs[0]})",
+    flops=_zero_flops,
+))
 
 
 def expand_dims(a, axis):
@@ -252,8 +255,7 @@ def broadcast_to(array, shape):
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(shape)
-    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
-               for d in shape):
+    if not all(_is_int(d) and d >= 0 for d in shape):
         hint = (" (an unknown size, None, cannot be a target: an elementwise op "
                 "with an array of that shape broadcasts by itself)" if None in shape else "")
         raise ShapeError(f"broadcast_to: the target shape {shape} must be non-negative "

@@ -54,8 +54,7 @@ def log_exp(n):
     derivative, which the sweeps take through this form: autodiff/stable.py)"""
     x = n.inputs[0]
     if x.op.name == "exp":
-        z = x.inputs[0]
-        return z if z.dtype == n.dtype else ops.cast(z, n.dtype)  # exp of an int is a float
+        return ops.cast(x.inputs[0], n.dtype)  # exp of an int is a float
 
 
 @rule("log1p")
