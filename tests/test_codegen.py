@@ -368,3 +368,94 @@ def test_expand_dims_is_indexing_and_scalars_still_work():
     # the source run by hand may get a Python float, which has no indexing
     (a, b), _ = _run_source(f.source, np.ones((3, 4)), 2.0)
     assert a.shape == (1, 3, 1, 4) and b.shape == (1,) and b[0] == 2.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "int64"])
+@pytest.mark.parametrize("shape,axis,keepdims,form", [
+    ((6, 5), 0, False, "ones @"), ((6, 5), 1, True, "@ ones"), ((6, 5), -1, False, "@ ones"),
+    ((3, 4, 5), 1, True, "ones @"), ((3, 4, 5), 2, False, "@ ones"),
+    ((3, 4, 5), 0, False, "sum"), ((3, 4, 5), (1, 2), False, "sum"),
+    ((7,), 0, False, "@ ones"), ((7,), 0, True, "@ ones"),
+    ((200,), 0, False, "sum"),       # a contiguous run > 128: NumPy adds it pairwise
+    ((4, 300), 1, False, "sum"), ((300, 4), 0, True, "ones @"),
+    ((None, 5), 0, False, "_ones("), ((None, 5), 0, True, "_ones("),
+    ((None, 5), 1, True, "@ ones"), ((5, None), 1, False, "sum"), ((5, 0), 0, False, "ones @"),
+    ((0, 5), 0, False, "sum"),
+])
+def test_float_sums_are_products_with_ones(dtype, shape, axis, keepdims, form):
+    """A float32/64 sum over the last axis (at most 128 long) or the one
+    before it is generated as a product with a vector of ones (BLAS; a
+    constant, or made per batch size by ``_ones`` when the axis length is
+    known at run time only); other sums and dtypes keep ``.sum``. Either way
+    the value is np.sum's, NaN and infinities included, with its shape and
+    dtype."""
+    x = cr.placeholder("x", shape, dtype)
+    f = cr.function([x], cr.sum(x, axis=axis, keepdims=keepdims), optimize=False)
+    lowered = dtype in ("float32", "float64") and form != "sum"
+    body = f.source.split("def compiled", 1)[1]
+    if lowered and form == "ones @":
+        assert re.search(r"= _ones\d+ @ x\b", body), f.source
+    elif lowered and form == "@ ones":
+        assert re.search(r"= x @ _ones\d+\b", body), f.source
+    elif lowered:
+        assert "@ x" in body and ("_ones((1, x" in body or "_ones(x" in body), f.source
+    else:
+        assert ".sum(" in body and "@" not in body, f.source
+    rng = np.random.default_rng(1)
+    for batch in (3, 9, 3):  # run-time lengths; the same again (the _ones cache)
+        concrete = tuple(batch if d is None else d for d in shape)
+        value = (rng.normal(size=concrete) * 10).astype(dtype)
+        if value.size > 4 and dtype != "int64":
+            flat = value.reshape(-1)
+            flat[1], flat[2], flat[-1] = np.nan, np.inf, -np.inf
+        want = np.sum(value, axis=axis, keepdims=keepdims)
+        got = np.asarray(f(value))
+        assert got.dtype == want.dtype and got.shape == want.shape
+        tol = {"float16": 2e-3, "float32": 1e-5}.get(dtype, 1e-12)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_the_ones_a_sum_reads_stay_ones_through_a_train_step():
+    """The ones are a module-level constant (or a cached read-only array):
+    the results of the products are fresh arrays, which the buffer plan may
+    write into (the bias update below), never the ones themselves."""
+    rng = np.random.default_rng(0)
+    x = cr.placeholder("x", (None, 6))
+    W = cr.parameter(rng.normal(size=(6, 4)), "W")
+    b = cr.parameter(np.zeros(4), "b")
+    loss = cr.sum(cr.tanh(x @ W + b) ** 2, axis=1).mean()
+    gW, gb = cr.grad(loss, [W, b])
+    f = cr.function([x], loss, updates={W: W - 0.5 * gW, b: b - 0.5 * gb})
+    assert "_ones(" in f.source and re.search(r"@ _ones\d", f.source), f.source
+    Wv, bv = W.value.copy(), b.value.copy()
+    for batch in (5, 5, 7, 5):
+        xv = rng.normal(size=(batch, 6))
+        h = np.tanh(xv @ Wv + bv)
+        want = np.mean(np.sum(h ** 2, axis=1))
+        dz = 2 * h * (1 - h ** 2) / batch
+        Wv, bv = Wv - 0.5 * xv.T @ dz, bv - 0.5 * dz.sum(axis=0)
+        np.testing.assert_allclose(f(xv), want, rtol=1e-12)
+        np.testing.assert_allclose(W.value, Wv, rtol=1e-12)
+        np.testing.assert_allclose(b.value, bv, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_helpers_sum_the_last_axis_with_ones(dtype, op):
+    """softmax/log_softmax over a short last axis pass a column of ones to
+    their helper; over another axis, or for an integer input (computed in
+    float64), the helper sums as before. Values against float64 closed forms."""
+    rng = np.random.default_rng(2)
+    value = (rng.normal(size=(4, 6)) * 30).astype(dtype)
+    x = cr.placeholder("x", (4, 6), dtype)
+    for axis in (1, 0):
+        f = cr.function([x], getattr(cr, op)(x, axis=axis), optimize=False)
+        assert ("ones=_ones" in f.source) == (axis == 1), f.source
+        v = value.astype(np.float64)
+        s = v - v.max(axis=axis, keepdims=True)
+        lsm = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+        want = lsm if op == "log_softmax" else np.exp(lsm)
+        got = f(value)
+        assert got.dtype == (np.float32 if dtype == "float32" else np.float64)
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
+                                   atol=1e-6 if dtype == "float32" else 1e-14)

@@ -158,6 +158,15 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             hoisted.append(f"{nm} = {array_literal(node._const)}")
         return const_names[node.id]
 
+    arrays = {}  # (dtype, shape, bytes) -> name of a constant a lowering asked for
+
+    def hoist(value, hint="_k"):
+        key = (value.dtype.str, value.shape, value.tobytes())
+        if key not in arrays:
+            arrays[key] = nm = namer.fresh(None, "_" + hint.lstrip("_"))
+            hoisted.append(f"{nm} = {array_literal(value)}")
+        return arrays[key]
+
     def ref(node, consumer):
         if node.op.name == "constant":
             return const_expr(node, consumer)
@@ -206,8 +215,6 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 plan.record(node, names.get(node.id))
         else:
             op = node.op
-            if op.helpers:
-                helpers.update(op.helpers)
             operands = [ref(x, node) for x in node.inputs]
             target = plan.choose(node, i) if plan is not None else None
             if target is not None:
@@ -218,9 +225,11 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                     out = f"{out} if {same} else None"
                 expr = f"{op.ufunc}({', '.join(operands)}, out={out})"
             elif op.emit_node is not None:
-                expr = op.emit_node(node, *operands)
+                expr = op.emit_node(node, *operands, const=hoist)
             else:
                 expr = op.emit(node.attrs, *operands)
+            # the helpers this statement calls (an op may declare several)
+            helpers.update((h, src) for h, src in op.helpers.items() if f"{h}(" in expr)
             if pool and not node.name:
                 nm = pool.pop()
             else:

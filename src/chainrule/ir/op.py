@@ -15,7 +15,9 @@ An :class:`Op` bundles
 * ``emit(attrs, *arg_exprs) -> str``: a Python expression for the code
   generator, written against the array namespace ``np``; an op whose best
   code depends on its operands' shapes or dtypes declares
-  ``emit_node(node, *arg_exprs)`` instead, given the node itself.
+  ``emit_node(node, *arg_exprs, const)`` instead, given the node itself
+  (``const(array)`` returns the name of a module-level constant holding
+  ``array``, for a lowering that needs one).
 
 Ops are registered by name, so a graph serialises as op names plus
 attributes. Adding an op touches only the module that declares it.
@@ -60,8 +62,9 @@ class Op:
     # parameter's new value into its state only after the last statement
     # that may raise, so a failed call leaves every parameter unchanged.
     may_raise: bool | Callable[..., bool] = False
-    # Optional ``emit_node(node, *arg_exprs) -> str``: when set, the code
-    # generator calls it instead of ``emit`` (it may read shapes and dtypes).
+    # Optional ``emit_node(node, *arg_exprs, const) -> str``: when set, the
+    # code generator calls it instead of ``emit`` (it may read shapes and
+    # dtypes; ``const(array) -> name`` hoists a constant it needs).
     emit_node: Callable[..., str] | None = None
 
     def __repr__(self) -> str:

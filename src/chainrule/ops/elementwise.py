@@ -133,7 +133,7 @@ softplus = unary("softplus", _softplus, lambda x, y: sigmoid(x),
                  emit=lambda a, x: f"_softplus({x})", helpers={"_softplus": _SOFTPLUS_SRC})
 
 
-def _relu_code(node, x):
+def _relu_code(node, x, const=None):
     # relu keeps its input's dtype; a Python 0 would make a bool's int64
     return f"np.maximum({x}, {'False' if node.dtype.kind == 'b' else '0'})"
 

@@ -32,7 +32,7 @@ def _expand(g, x, axes, keepdims):
     return broadcast_like(g, x)
 
 
-def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None):
+def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, helpers=None):
     def infer(attrs, x):
         axes, keepdims = attrs
         dt = dtype_fn(x) if dtype_fn else probe_dtype(name, lambda a: fn(a, axis=None), x)
@@ -43,7 +43,7 @@ def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None):
         impl=lambda attrs, x: fn(x, axis=attrs[0], keepdims=attrs[1]),
         vjp=vjp, jvp=jvp,
         emit=lambda attrs, x: _method_call(fn.__name__, x, attrs),
-        emit_node=emit_node,
+        emit_node=emit_node, helpers=helpers or {},
         flops=lambda node: flops * _size(node.inputs[0]),
     ))
 
@@ -73,6 +73,56 @@ def _method_call(name, x, attrs):
 
 # -- sum ---------------------------------------------------------------------
 
+_BLAS_SUM = (np.dtype(np.float32), np.dtype(np.float64))
+_PAIRWISE_BLOCK = 128  # NumPy sums a contiguous run longer than this pairwise
+
+
+def _sum_text(src, x, attrs, const):
+    """``x @ ones``: a sum over the last or second-to-last axis of a float32/
+    float64 array as a product with a constant vector of ones, which BLAS
+    does 1.5-10x faster than NumPy's reduction machinery (3 us instead of 6
+    for the bias gradient of a 128 x 256 batch; 0.2 ms instead of 2 for a
+    100,000 x 10 one). NumPy's ``sum`` adds along every axis but the
+    contiguous one in plain order, as BLAS does; along the contiguous axis it
+    adds pairwise past 128 elements, more accurately than a dot product, so a
+    last axis longer than that keeps ``sum``. An axis whose length is known
+    only at run time keeps ``sum`` too (a constant needs the length).
+    ``keepdims`` is a ones column (n, 1) or row (1, n)."""
+    axes, keepdims = attrs
+    if const is not None and len(axes) == 1 and src.dtype in _BLAS_SUM:
+        axis, n = axes[0], src.shape[axes[0]]
+        if n is not None and n > 0 and axis == src.ndim - 1 and n <= _PAIRWISE_BLOCK:
+            return f"{x} @ {const(np.ones((n, 1) if keepdims else (n,), src.dtype), 'ones')}"
+        if n is not None and n > 0 and axis == src.ndim - 2:
+            return f"{const(np.ones((1, n) if keepdims else (n,), src.dtype), 'ones')} @ {x}"
+        if n is None and axis == src.ndim - 2:  # a batch size known at run time
+            shape = f"(1, {x}.shape[{axis}])" if keepdims else f"{x}.shape[{axis}]"
+            return f"_ones({shape}, {dtype_expr(src.dtype)}) @ {x}"
+    return _method_call("sum", x, attrs)
+
+
+_ONES_SRC = '''_ONES = {}
+
+
+def _ones(shape, dtype):
+    """Read-only ones of this shape (a batch size known at run time), made
+    once per shape; a few shapes are kept."""
+    key = (shape, dtype)
+    v = _ONES.get(key)
+    if v is None:
+        if len(_ONES) >= 8:
+            _ONES.clear()
+        v = np.ones(shape, dtype)
+        v.flags.writeable = False
+        _ONES[key] = v
+    return v
+'''
+
+
+def _sum_code(node, x, const=None):
+    return _sum_text(node.inputs[0], x, node.attrs, const)
+
+
 def _sum_vjp(out, g, needs):
     x = out.inputs[0]
     if not is_float(x):
@@ -91,7 +141,8 @@ def _sum_dtype(x):
     return np.sum(np.ones((1,), x.dtype)).dtype
 
 
-_sum_op, sum = _reduction("sum", np.sum, _sum_vjp, _sum_jvp, dtype_fn=_sum_dtype)
+_sum_op, sum = _reduction("sum", np.sum, _sum_vjp, _sum_jvp, dtype_fn=_sum_dtype,
+                          emit_node=_sum_code, helpers={"_ones": _ONES_SRC})
 
 
 # -- mean --------------------------------------------------------------------
@@ -144,8 +195,9 @@ def _mean_dtype(x):
 _EXACT_COUNT = {4: 2 ** 24, 8: 2 ** 53}  # counts a float of this size holds exactly
 
 
-def _mean_code(node, x):
-    """``x.sum(axis=1) / 10``: the numbers of NumPy's ``mean`` (a sum in the
+def _mean_code(node, x, const=None):
+    """``x.sum(axis=1) / 10`` (or ``(x @ ones) / 10``, see :func:`_sum_text`):
+    the numbers of NumPy's ``mean`` (a sum in the
     input's float dtype, then one division by the count), without its
     several Python-level calls (3% of the MLP's float32 train step).
 
@@ -169,14 +221,14 @@ def _mean_code(node, x):
     else:
         count = " * ".join(f"{x}.shape[{a}]" for a in axes)
         if size != 8:  # a count known at run time: checked there (_n: never a user's name)
-            return (f"({_method_call('sum', x, node.attrs)} / _n if (_n := {count}) <= "
+            return (f"(({_sum_text(src, x, node.attrs, const)}) / _n if (_n := {count}) <= "
                     f"{_EXACT_COUNT[size]} else {_method_call('mean', x, node.attrs)})")
         count = f"({count})" if len(axes) > 1 else count
-    return f"{_method_call('sum', x, node.attrs)} / {count}"
+    return f"({_sum_text(src, x, node.attrs, const)}) / {count}"
 
 
 _mean_op, mean = _reduction("mean", np.mean, _mean_vjp, _mean_jvp, dtype_fn=_mean_dtype,
-                            emit_node=_mean_code)
+                            emit_node=_mean_code, helpers={"_ones": _ONES_SRC})
 
 
 # -- max / min: the gradient is shared equally among the tied maxima ----------
@@ -333,13 +385,24 @@ def _as_float(x):
     return x if x.dtype.kind == "f" else x.astype(_exp_dtype(x.dtype))
 
 
-def _on_float(emit):
+def _on_float(emit, with_ones=False):
     """The code template ``emit(attrs, x)`` given ``x`` cast to the node's
-    float dtype when the input is an int or bool."""
-    def emit_node(node, x):
-        if node.inputs[0].dtype.kind != "f":
+    float dtype when the input is an int or bool. ``with_ones``: the
+    template is called ``emit(attrs, x, ones)``, ``ones`` the name of a
+    constant column of ones that sums the last axis (see :func:`_sum_text`)
+    or None."""
+    def emit_node(node, x, const=None):
+        src = node.inputs[0]
+        if src.dtype.kind != "f":
             x = f"{x}.astype({dtype_expr(node.dtype)})"
-        return emit(node.attrs, x)
+        if not with_ones:
+            return emit(node.attrs, x)
+        axis, ones = node.attrs[0], None
+        n = src.shape[axis] if src.ndim else None
+        if (const is not None and node.dtype in _BLAS_SUM and n is not None
+                and 0 < n <= _PAIRWISE_BLOCK and axis == src.ndim - 1):
+            ones = const(np.ones((n, 1), node.dtype), "ones")
+        return emit(node.attrs, x, ones)
     return emit_node
 
 
@@ -393,13 +456,15 @@ def logsumexp(x, axis=None, keepdims=False):
     return apply(_lse_op, (x,), (axes, bool(keepdims)))
 
 
-_SOFTMAX_SRC = '''def _softmax(x, axis):
+# ``ones``: a column of ones that sums the last axis faster (see _sum_text)
+_SOFTMAX_SRC = '''def _softmax(x, axis, ones=None):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    return e / (e.sum(axis=axis, keepdims=True) if ones is None else e @ ones)
 '''
-_LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis):
+_LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis, ones=None):
     s = x - x.max(axis=axis, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    e = np.exp(s)
+    return s - np.log(e.sum(axis=axis, keepdims=True) if ones is None else e @ ones)
 '''
 # the interpreter runs the very helpers the generated code defines, on input
 # cast to float as the generated code does (_on_float)
@@ -415,12 +480,12 @@ def _log_softmax_impl(attrs, x):
     return _log_softmax(_as_float(x), attrs[0])
 
 
-def _softmax_code(attrs, x):
-    return f"_softmax({x}, axis={attrs[0]})"
+def _softmax_code(attrs, x, ones=None):
+    return f"_softmax({x}, axis={attrs[0]}{'' if ones is None else ', ones=' + ones})"
 
 
-def _log_softmax_code(attrs, x):
-    return f"_log_softmax({x}, axis={attrs[0]})"
+def _log_softmax_code(attrs, x, ones=None):
+    return f"_log_softmax({x}, axis={attrs[0]}{'' if ones is None else ', ones=' + ones})"
 
 
 def _softmax_lin(out, v):
@@ -450,7 +515,7 @@ _softmax_op = register(Op(
     vjp=lambda out, g, needs: [_softmax_lin(out, g) if is_float(out.inputs[0]) else None],
     jvp=lambda out, ts: None if ts[0] is None else _softmax_lin(out, ts[0]),
     emit=_softmax_code,
-    emit_node=_on_float(_softmax_code),
+    emit_node=_on_float(_softmax_code, with_ones=True),
     helpers={"_softmax": _SOFTMAX_SRC},
     flops=lambda node: 8.0 * _size(node),
 ))
@@ -461,7 +526,7 @@ _log_softmax_op = register(Op(
     impl=_log_softmax_impl,
     vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
     emit=_log_softmax_code,
-    emit_node=_on_float(_log_softmax_code),
+    emit_node=_on_float(_log_softmax_code, with_ones=True),
     helpers={"_log_softmax": _LOG_SOFTMAX_SRC},
     flops=lambda node: 8.0 * _size(node),
 ))

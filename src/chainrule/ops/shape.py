@@ -140,7 +140,7 @@ def _expand_infer(attrs, x):
     return tuple(shape), x.dtype
 
 
-def _expand_dims_code(node, x):
+def _expand_dims_code(node, x, const=None):
     """``x[:, None]``: indexing, which costs a tenth of ``np.expand_dims``'s
     Python-level checks. A 0-d operand may be a Python number at run time
     (a scalar input), which has no indexing: it goes through ``np.asarray``."""
