@@ -486,3 +486,37 @@ def test_bad_arguments_are_chainrule_errors(call, error):
     with pytest.raises(error):
         call(x)
     assert issubclass(error, ValueError)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x[1.5], lambda x: x["a"], lambda x: x[0, 1.0], lambda x: x[1:2.5],
+    lambda x: cr.sum(x, axis="0"), lambda x: cr.sum(x, axis=1.0), lambda x: len(cr.placeholder("u", (None,))),
+    lambda x: cr.placeholder(""), lambda x: cr.grad(x.sum(), [np.ones(3)]),
+    lambda x: np.asarray(x), lambda x: x == 1.0,
+])
+def test_wrong_kinds_of_arguments_are_chainrule_errors(make):
+    """An index, axis or name of the wrong kind, a NumPy function given a Var:
+    an ArgumentError (a ChainruleError and a TypeError), with the message."""
+    x = cr.placeholder("x", (3, 4))
+    with pytest.raises(cr.ArgumentError) as e:
+        make(x)
+    assert isinstance(e.value, cr.ChainruleError) and isinstance(e.value, TypeError)
+    assert len(str(e.value)) > 20
+
+
+def test_python_ints_past_int64_are_clear_input_errors_or_floats():
+    """np.asarray(2**70) is an object array: an integer placeholder says the
+    value fits no NumPy integer; a float one takes it as a float (as it takes
+    Python ints), and one too large for any float is an InputError."""
+    n = cr.placeholder("n", (), "int64")
+    f = cr.function([n], n + 1)
+    with pytest.raises(cr.InputError, match=r"input 'n': a Python int too large .*int64"):
+        f(2 ** 70)
+    q = cr.placeholder("q", (2,))
+    g = cr.function([q], q * 2)
+    np.testing.assert_array_equal(g([1, 2 ** 80]), [2.0, 2.0 ** 81])
+    with pytest.raises(cr.InputError, match="input 'q'"):
+        g([1, 10 ** 400])
+    s = cr.placeholder("s", (), "float32")
+    with pytest.raises(cr.InputError, match=r"input 's': a value of magnitude .* float32"):
+        cr.function([s], s + 1)(2 ** 200)

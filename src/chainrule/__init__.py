@@ -7,8 +7,9 @@
 [array(-12.), array(-4.), array(-4.), array(3.)]
 """
 
-from .errors import (ChainruleError, DisconnectedError, DTypeError, GraphFormatError,
-                     InputError, NonFiniteError, NotDifferentiableError, ShapeError)
+from .errors import (ArgumentError, ChainruleError, DisconnectedError, DTypeError,
+                     GraphFormatError, InputError, NonFiniteError, NotDifferentiableError,
+                     ShapeError)
 from .ir import Var
 from .ops import (abs, add, broadcast_to, cast, clip, concatenate, constant, cos,
                   divide, dot, equal, erf, exp, expand_dims, expm1, greater,
@@ -28,7 +29,7 @@ from .check import check_grad
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChainruleError", "DTypeError", "DisconnectedError", "Function",
+    "ArgumentError", "ChainruleError", "DTypeError", "DisconnectedError", "Function",
     "GraphFormatError", "InputError", "NonFiniteError", "NotDifferentiableError",
     "ShapeError", "Var", "abs", "add", "broadcast_to", "cast", "check_grad",
     "clip", "concatenate", "constant", "cos", "count_nodes", "debugprint",

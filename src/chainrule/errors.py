@@ -14,6 +14,11 @@ class ShapeError(ChainruleError, ValueError):
     """Operand shapes do not fit an op (raised when the node is built)."""
 
 
+class ArgumentError(ChainruleError, TypeError):
+    """An argument of the wrong kind: an axis or index that is not an int, a
+    name that is not a str, a NumPy function given a Var, ..."""
+
+
 class DTypeError(ChainruleError, TypeError):
     """Operand dtypes do not fit an op (raised when the node is built)."""
 

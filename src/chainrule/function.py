@@ -52,6 +52,16 @@ class InputSpec:
         want, got = self.dtype.kind, arr.dtype.kind
         ok = (got == want or (want == "f" and got in "iu" and python_data)
               or (want in "iu" and got in "iu"))
+        if not ok and got == "O" and want == "f" and python_data and _huge_int(arr):
+            try:  # Python ints past int64 (2**70): exact enough as floats
+                arr = np.asarray(value, dtype=np.float64)
+            except (OverflowError, ValueError, TypeError) as e:
+                raise InputError(f"input {self.name!r}: cannot make {self.dtype} data of "
+                                 f"the value given ({e})") from None
+            got, ok = "f", True
+        if not ok and got == "O" and want in "iu" and _huge_int(arr):
+            raise InputError(f"input {self.name!r}: a Python int too large for any NumPy "
+                             f"integer ({_huge_int(arr)}) does not fit in {self.dtype}")
         if not ok:
             raise InputError(
                 f"input {self.name!r}: expected {self.dtype} data, got {arr.dtype}; "
@@ -408,3 +418,12 @@ def evaluate(outputs, feed=None):
             raise InputError(f"evaluate: missing a value for placeholder {ph.name!r}")
     f = Function(needed, outputs, backend="interpreter", optimize=False)
     return f(*[values[ph.id] for ph in needed])
+
+
+def _huge_int(arr):
+    """The first Python int in an object array that no NumPy integer holds
+    (np.asarray(2**70) has dtype object), or None."""
+    for v in arr.reshape(-1)[:1000]:
+        if isinstance(v, int) and not isinstance(v, bool) and not -2 ** 63 <= v < 2 ** 64:
+            return v
+    return None

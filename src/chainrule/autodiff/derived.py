@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..errors import InputError, ShapeError
+from ..errors import ArgumentError, InputError, ShapeError
 from ..ir import Var, make_leaf, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, is_float, shape_known
@@ -24,7 +24,7 @@ from .reverse import backprop, grad, name_if_new, wrt_leaves
 def _check(y: Var, x: Var, what: str):
     for v in (y, x):
         if not isinstance(v, Var):
-            raise TypeError(f"{what}: expected chainrule Vars, got {type(v).__name__}")
+            raise ArgumentError(f"{what}: expected chainrule Vars, got {type(v).__name__}")
         if not shape_known(v.shape):
             raise ShapeError(f"{what}: the shape of {describe(v)} must be fully known "
                              f"(no None dims) to lay out its Jacobian")

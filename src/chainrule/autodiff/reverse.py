@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DisconnectedError, DTypeError, InputError, NotDifferentiableError, ShapeError
+from ..errors import (ArgumentError, DisconnectedError, DTypeError, InputError,
+                      NotDifferentiableError, ShapeError)
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
@@ -174,7 +175,7 @@ def grad(cost, wrt, disconnected="zero"):
     if disconnected not in ("zero", "raise"):
         raise InputError("grad: disconnected must be 'zero' or 'raise'")
     if not isinstance(cost, Var):
-        raise TypeError(f"grad: cost must be a chainrule Var, got {type(cost).__name__}")
+        raise ArgumentError(f"grad: cost must be a chainrule Var, got {type(cost).__name__}")
     if cost.ndim != 0:
         raise ShapeError(
             f"grad: the cost must be a scalar, but {describe(cost)} is not; use "

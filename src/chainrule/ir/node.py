@@ -23,6 +23,7 @@ import weakref
 
 import numpy as np
 
+from ..errors import ArgumentError
 from .op import Op
 
 LEAF_OPS = frozenset({"placeholder", "constant", "parameter"})
@@ -137,7 +138,7 @@ class Var:
     @name.setter
     def name(self, value):
         if value is not None and not isinstance(value, str):
-            raise TypeError("a Var's name must be a str or None")
+            raise ArgumentError("a Var's name must be a str or None")
         self._name = value
 
     @property
@@ -163,7 +164,7 @@ class Var:
         return f"<Var{nm} {self.op.name} shape={self.shape} dtype={self.dtype}>"
 
     def __bool__(self):
-        raise TypeError(
+        raise ArgumentError(
             "a chainrule Var has no truth value: it is symbolic. Use "
             "cr.where(cond, a, b) for a choice, or evaluate the graph first."
         )
@@ -178,14 +179,14 @@ class Var:
         if isinstance(other, Var):
             return self is other
         if _numeric(other):
-            raise TypeError(_no_equality("=="))
+            raise ArgumentError(_no_equality("=="))
         return NotImplemented
 
     def __ne__(self, other):
         if isinstance(other, Var):
             return self is not other
         if _numeric(other):
-            raise TypeError(_no_equality("!="))
+            raise ArgumentError(_no_equality("!="))
         return NotImplemented
 
     # A node is immutable (its value, for a parameter, is state the graph
@@ -198,12 +199,12 @@ class Var:
         return self
 
     def __reduce__(self):
-        raise TypeError("chainrule Vars cannot be pickled: a graph is saved with "
+        raise ArgumentError("chainrule Vars cannot be pickled: a graph is saved with "
                         "cr.save / cr.load (planned), not pickle")
 
     # NumPy meets Vars in three ways; each builds the graph or says what to use.
     def __array__(self, *args, **kwargs):
-        raise TypeError(f"{self.label()} is a chainrule Var, a symbol without a value: "
+        raise ArgumentError(f"{self.label()} is a chainrule Var, a symbol without a value: "
                         f"NumPy cannot convert it to an array. Evaluate it first "
                         f"(cr.evaluate, cr.function), or use the cr functions on it")
 
@@ -213,13 +214,13 @@ class Var:
         name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
         fn = getattr(cr, name, None) if method == "__call__" and not kwargs else None
         if not callable(fn):
-            raise TypeError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
+            raise ArgumentError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
                             f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
                             f"; use the cr functions (cr.{name} if it exists) on Vars")
         return fn(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        raise TypeError(f"np.{func.__name__} does not take chainrule Vars; use "
+        raise ArgumentError(f"np.{func.__name__} does not take chainrule Vars; use "
                         f"cr.{func.__name__} (or the cr function that does the same) on Vars")
 
 

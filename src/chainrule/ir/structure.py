@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ArgumentError
 from .node import Var
 
 
@@ -26,7 +27,7 @@ def flatten(obj, what="outputs"):
         items = [obj[k] for k in keys]
         _check(items, what)
         return items, lambda xs: dict(zip(keys, xs))
-    raise TypeError(
+    raise ArgumentError(
         f"{what} must be a chainrule Var, or a list, tuple or dict of Vars; "
         f"got {type(obj).__name__}"
     )
@@ -35,6 +36,6 @@ def flatten(obj, what="outputs"):
 def _check(items, what):
     for i, v in enumerate(items):
         if not isinstance(v, Var):
-            raise TypeError(
+            raise ArgumentError(
                 f"{what}[{i}] must be a chainrule Var, got {type(v).__name__}"
             )

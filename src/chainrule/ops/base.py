@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import NOT_DIFFERENTIABLE, Op, Var, make_constant, make_node, register
 from ..ir.op import REGISTRY
 
@@ -203,7 +203,7 @@ def broadcast_shapes(opname: str, *operands) -> tuple:
 def normalize_axis(opname: str, v: Var, axis: int, ndim: int | None = None) -> int:
     n = v.ndim if ndim is None else ndim
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{opname}: axis must be an int, got {axis!r}")
+        raise ArgumentError(f"{opname}: axis must be an int, got {axis!r}")
     if not -n <= axis < n:
         raise ShapeError(
             f"{opname}: axis {axis} is out of range for {describe(v)} "
@@ -219,7 +219,7 @@ def normalize_axes(opname: str, v: Var, axis) -> tuple:
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
     if not isinstance(axis, (tuple, list)):
-        raise TypeError(f"{opname}: axis must be None, an int or a tuple of ints, "
+        raise ArgumentError(f"{opname}: axis must be None, an int or a tuple of ints, "
                         f"got {axis!r}")
     axes = tuple(sorted(normalize_axis(opname, v, a) for a in axis))
     if len(set(axes)) != len(axes):

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import DTypeError, InputError, ShapeError
+from ..errors import ArgumentError, DTypeError, InputError, ShapeError
 from ..ir import Var, make_leaf
 from .base import Op, constant_var, fmt_shape, register
 
@@ -52,7 +52,7 @@ def placeholder(name: str, shape=(), dtype="float64") -> Var:
     >>> x = placeholder("x", shape=(None, 3))
     """
     if not isinstance(name, str) or not name:
-        raise TypeError("placeholder: name must be a non-empty str")
+        raise ArgumentError("placeholder: name must be a non-empty str")
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(shape)
@@ -78,7 +78,7 @@ def parameter(value, name: str) -> Var:
     compiled function's ``updates`` assign new values after each call.
     """
     if not isinstance(name, str) or not name:
-        raise TypeError("parameter: name must be a non-empty str")
+        raise ArgumentError("parameter: name must be a non-empty str")
     arr = np.array(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.generic)):
         # a Python int: parameter(0, "b") is almost always meant as 0.0 (a
@@ -105,7 +105,7 @@ def _value(self):
 def _set_value(self, value):
     """Replace a parameter's value; the shape and dtype kind must match."""
     if self.op is not PARAMETER:
-        raise TypeError(f"set_value: {self.label()} is not a parameter")
+        raise ArgumentError(f"set_value: {self.label()} is not a parameter")
     if isinstance(value, Var):
         raise InputError(f"set_value: parameter {self.name!r} takes an array, got the "
                          f"chainrule Var {value.label()}; evaluate it first")

@@ -3,6 +3,7 @@ does not depend on the op library."""
 
 from __future__ import annotations
 
+from ..errors import ArgumentError
 from ..ir import Var
 from . import elementwise as ew
 from . import linalg, reductions as red, shape as sh
@@ -32,14 +33,14 @@ def _transpose(self, *axes):
 def _iter(self):
     n = self.shape[0] if self.shape else None
     if n is None:
-        raise TypeError(f"cannot iterate over {self.label()} of shape {self.shape}: "
+        raise ArgumentError(f"cannot iterate over {self.label()} of shape {self.shape}: "
                         f"its first dimension is {'unknown' if self.shape else 'missing'}")
     return (sh.getitem(self, i) for i in range(n))
 
 
 def _len(self):
     if not self.shape or self.shape[0] is None:
-        raise TypeError(f"len() of {self.label()} with shape {self.shape} is not known")
+        raise ArgumentError(f"len() of {self.label()} with shape {self.shape} is not known")
     return self.shape[0]
 
 

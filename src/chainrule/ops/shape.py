@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, InputError, ShapeError
+from ..errors import ArgumentError, DTypeError, InputError, ShapeError
 from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, from_source, is_float, lift,
                    make_node, normalize_axis, register, shape_known, sum_to)
 from .elementwise import _size, apply
@@ -317,7 +317,7 @@ def _normalize_index(x: Var, index):
             parts = []
             for p in (item.start, item.stop, item.step):
                 if p is not None and not isinstance(p, (int, np.integer)):
-                    raise TypeError(f"index: slice bounds must be ints, got {p!r}")
+                    raise ArgumentError(f"index: slice bounds must be ints, got {p!r}")
                 parts.append(None if p is None else int(p))
             if parts[2] == 0:
                 raise ShapeError("index: slice step cannot be zero")
@@ -331,7 +331,7 @@ def _normalize_index(x: Var, index):
             out.append(("i", int(item)))
             axis += 1
         else:
-            raise TypeError(
+            raise ArgumentError(
                 f"index: {item!r} is not a basic index (int, slice, None or ...); "
                 f"use cr.take(x, indices, axis) to gather with an array of indices")
     while axis < x.ndim:
