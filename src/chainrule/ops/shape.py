@@ -220,17 +220,20 @@ def _broadcast_to_infer(attrs, x):
 # directly (~1 us); anything else, and every error, is NumPy's.
 _BROADCAST_SRC = '''def _broadcast(x, shape):
     x = np.asarray(x)
-    lead = len(shape) - x.ndim
-    if lead < 0 or x.size == 0 or not x.flags.c_contiguous:
-        return np.broadcast_to(x, shape)
-    strides = [0] * lead
-    for d, n, s in zip(x.shape, shape[lead:], x.strides):
-        if d == n:
-            strides.append(s)
-        elif d == 1:
-            strides.append(0)
-        else:
+    if x.ndim == 0:  # a scalar (a mean's 1/n): every stride is 0
+        strides = (0,) * len(shape)
+    else:
+        lead = len(shape) - x.ndim
+        if lead < 0 or x.size == 0 or not x.flags.c_contiguous:
             return np.broadcast_to(x, shape)
+        strides = [0] * lead
+        for d, n, s in zip(x.shape, shape[lead:], x.strides):
+            if d == n:
+                strides.append(s)
+            elif d == 1:
+                strides.append(0)
+            else:
+                return np.broadcast_to(x, shape)
     view = np.ndarray(shape, x.dtype, x, 0, strides)
     view.flags.writeable = False
     return view
