@@ -82,23 +82,38 @@ def _sum_text(src, x, attrs, const):
     float64 array as a product with a constant vector of ones, which BLAS
     does 1.5-10x faster than NumPy's reduction machinery (3 us instead of 6
     for the bias gradient of a 128 x 256 batch; 0.2 ms instead of 2 for a
-    100,000 x 10 one). NumPy's ``sum`` adds along every axis but the
-    contiguous one in plain order, as BLAS does; along the contiguous axis it
-    adds pairwise past 128 elements, more accurately than a dot product, so a
-    last axis longer than that keeps ``sum``. An axis whose length is known
-    only at run time keeps ``sum`` too (a constant needs the length).
-    ``keepdims`` is a ones column (n, 1) or row (1, n)."""
+    100,000 x 10 one). ``keepdims`` is a ones column (n, 1) or row (1, n).
+
+    Only where the numbers stay NumPy's kind: NumPy's ``sum`` adds along a
+    non-contiguous axis in plain order, as BLAS does, but along the
+    contiguous axis pairwise past 128 elements, more accurately than a dot
+    product. So the last axis lowers up to 128 long, and the second-to-last
+    one (any length) only when the last is known and longer than 1 (an
+    (n, 1) array's first axis is contiguous). The product runs only on a
+    C-contiguous operand, tested at run time (a transposed, strided or
+    broadcast array would make NumPy's matmul copy it or loop slowly, and
+    its contiguous axis may be the summed one): anything else is ``sum``.
+    An axis known at run time only takes its ones from ``_ones``. Like any
+    product, the rounding of a row's sum may depend on the number of rows."""
     axes, keepdims = attrs
-    if const is not None and len(axes) == 1 and src.dtype in _BLAS_SUM:
-        axis, n = axes[0], src.shape[axes[0]]
-        if n is not None and n > 0 and axis == src.ndim - 1 and n <= _PAIRWISE_BLOCK:
-            return f"{x} @ {const(np.ones((n, 1) if keepdims else (n,), src.dtype), 'ones')}"
-        if n is not None and n > 0 and axis == src.ndim - 2:
-            return f"{const(np.ones((1, n) if keepdims else (n,), src.dtype), 'ones')} @ {x}"
-        if n is None and axis == src.ndim - 2:  # a batch size known at run time
+    plain = _method_call("sum", x, attrs)
+    if const is None or len(axes) != 1 or src.dtype not in _BLAS_SUM:
+        return plain
+    axis, n = axes[0], src.shape[axes[0]]
+    if axis == src.ndim - 1 and n is not None and 0 < n <= _PAIRWISE_BLOCK:
+        product = f"{x} @ {const(np.ones((n, 1) if keepdims else (n,), src.dtype), 'ones')}"
+    elif axis == src.ndim - 2 and src.shape[-1] is not None and src.shape[-1] > 1:
+        if n is None:  # a batch size known at run time
             shape = f"(1, {x}.shape[{axis}])" if keepdims else f"{x}.shape[{axis}]"
-            return f"_ones({shape}, {dtype_expr(src.dtype)}) @ {x}"
-    return _method_call("sum", x, attrs)
+            ones = f"_ones({shape}, {dtype_expr(src.dtype)})"
+        elif n > 0:
+            ones = const(np.ones((1, n) if keepdims else (n,), src.dtype), "ones")
+        else:
+            return plain
+        product = f"{ones} @ {x}"
+    else:
+        return plain
+    return f"({product} if {x}.flags.c_contiguous else {plain})"
 
 
 _ONES_SRC = '''_ONES = {}
@@ -106,15 +121,17 @@ _ONES_SRC = '''_ONES = {}
 
 def _ones(shape, dtype):
     """Read-only ones of this shape (a batch size known at run time), made
-    once per shape; a few shapes are kept."""
+    once per shape; a few small shapes are kept (a large one is made again:
+    it would pin its memory)."""
     key = (shape, dtype)
     v = _ONES.get(key)
     if v is None:
-        if len(_ONES) >= 8:
-            _ONES.clear()
         v = np.ones(shape, dtype)
         v.flags.writeable = False
-        _ONES[key] = v
+        if v.size <= 65536:
+            if len(_ONES) >= 8:
+                _ONES.clear()
+            _ONES[key] = v
     return v
 '''
 
@@ -459,12 +476,16 @@ def logsumexp(x, axis=None, keepdims=False):
 # ``ones``: a column of ones that sums the last axis faster (see _sum_text)
 _SOFTMAX_SRC = '''def _softmax(x, axis, ones=None):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / (e.sum(axis=axis, keepdims=True) if ones is None else e @ ones)
+    if ones is None or not e.flags.c_contiguous:
+        return e / e.sum(axis=axis, keepdims=True)
+    return e / (e @ ones)
 '''
 _LOG_SOFTMAX_SRC = '''def _log_softmax(x, axis, ones=None):
     s = x - x.max(axis=axis, keepdims=True)
     e = np.exp(s)
-    return s - np.log(e.sum(axis=axis, keepdims=True) if ones is None else e @ ones)
+    if ones is None or not e.flags.c_contiguous:
+        return s - np.log(e.sum(axis=axis, keepdims=True))
+    return s - np.log(e @ ones)
 '''
 # the interpreter runs the very helpers the generated code defines, on input
 # cast to float as the generated code does (_on_float)
