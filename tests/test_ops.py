@@ -818,3 +818,22 @@ def test_dtype_promotion_like_numpy(da, db, build, backend):
     got = cr.function(used, out, backend=backend)(*[{"a": av, "b": bv}[v.name] for v in used])
     assert got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,dtype,value,want", [
+    ("sum", "bool", True, np.int64(1)), ("sum", "int32", 7, np.int64(7)),
+    ("prod", "bool", True, np.int64(1)), ("max", "bool", True, np.True_),
+    ("logsumexp", "int64", 3, np.float64(3.0)), ("sum", "float32", 2.5, np.float32(2.5)),
+])
+def test_a_reduction_over_no_axes_has_numpys_dtype(name, dtype, value, want):
+    """A 0-d input (axis=None) or axis=() reduces nothing, but the result
+    still has NumPy's dtype: a bool's sum counts (True + True is 2, not a
+    logical or), an int32 sum is an int64, a logsumexp a float."""
+    x = cr.placeholder("x", (), dtype)
+    r = getattr(cr, name)(x)
+    f = cr.function([x], [r, r + r])
+    got = f(np.asarray(value, dtype))
+    assert r.dtype == want.dtype and got[0].dtype == want.dtype
+    assert got[0] == want and got[1] == want + want
+    v = cr.placeholder("v", (2,), dtype)
+    assert getattr(cr, name)(v, axis=()).dtype == want.dtype

@@ -336,3 +336,55 @@ def test_broadcast_of_reduced_broadcast_keeps_shape_errors_and_shapes():
     deep = broadcast_like(cr.expand_dims(broadcast_like(cr.constant(np.ones((1, 1))), r), 1), x)
     with pytest.raises(cr.InputError):
         cr.function([x], deep)(np.ones((2, 3)))  # (1, n, 1) cannot become (n, 3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x, y: cr.where(x > 0, y, y),          # where(c, y, y) -> y would drop c
+    lambda x, y: (y - x) ** 0.0,                 # ** 0 -> ones would drop y - x
+    lambda x, y: (y - x) * 0.0 + y,              # * 0 -> zeros (y - x finite? unknown)
+])
+def test_rewrites_never_drop_an_operand_whose_error_the_call_must_raise(make):
+    """x has an unknown batch dim; with 5 rows against y's 3, NumPy (and the
+    unoptimized program) raise. The optimized program must raise too, and
+    leave the parameter unchanged; with a fitting x both give one answer."""
+    x = cr.placeholder("x", (None, 4))
+    y = cr.placeholder("y", (3, 4))
+    p = cr.parameter(np.zeros(()), "p")
+    out = make(x, y)
+    for optimize in (True, False):
+        f = cr.function([x, y], out, updates={p: p + 1.0}, optimize=optimize)
+        with pytest.raises(cr.InputError, match="x \\(5, 4\\), y \\(3, 4\\)"):
+            f(np.ones((5, 4)), np.ones((3, 4)))
+        assert p.value == 0
+        xv, yv = np.ones((3, 4)), np.full((3, 4), 2.0)
+        np.testing.assert_array_equal(f(xv, yv), cr.evaluate(out, {x: xv, y: yv}))
+        assert p.value == 1
+        p.set_value(0.0)
+
+
+def test_rewrites_still_drop_operands_that_cannot_raise():
+    """Known shapes all the way down: where(c, y, y) -> y and (y - z) ** 0
+    -> a constant of ones still fire; an index that may be out of range
+    (take) keeps its product with 0."""
+    y, z = cr.placeholder("y", (3, 4)), cr.placeholder("z", (3, 4))
+    assert cr.optimize(cr.where(z > 0, y, y)) is y
+    assert cr.optimize((y - z) ** 0.0).op.name == "constant"
+    i = cr.placeholder("i", (2,), "int64")
+    kept = cr.optimize(cr.take(y, i, axis=0) * 0.0)
+    assert kept.op.name == "multiply"
+    with pytest.raises(cr.InputError):
+        cr.function([y, i], kept)(np.ones((3, 4)), np.array([0, 7]))
+
+
+def test_sum_of_a_broadcast_with_an_unknown_dim_is_left_alone():
+    """broadcast_to(m, (4, 4)).sum(axis=0) with m of shape (None,): m may
+    hold 1 element at run time (then it broadcasts along axis 1 too), so
+    the sum is not rewritten to m * 4 (whose reshape failed on 1 element)."""
+    X = cr.placeholder("X", (None, 4))
+    m = X.max(axis=1)
+    s = cr.broadcast_to(m, (4, 4)).sum(axis=0, keepdims=True)
+    t = cr.tanh(m)
+    f = cr.function([X], [s, cr.minimum(t, t)])
+    for xv in (np.arange(4.0).reshape(1, 4), np.arange(16.0).reshape(4, 4)):
+        want = np.broadcast_to(xv.max(axis=1), (4, 4)).sum(axis=0, keepdims=True)
+        np.testing.assert_array_equal(f(xv)[0], want)

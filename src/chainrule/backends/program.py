@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..ir import Var, topo_order
+from ..ops.base import may_fail  # noqa: F401 (the buffer plan's)
 
 
 @dataclass
@@ -124,21 +125,6 @@ def last_uses(order, keep_ids) -> dict:
         if node_id not in keep_ids:
             dying.setdefault(i, []).append(node_id)
     return dying
-
-
-def may_fail(node: Var, check_finite: bool = False) -> bool:
-    """Can computing ``node`` raise at run time? When a dim is unknown (a
-    size mismatch shows only then), when its op says so for some values, or
-    when check_finite tests its result. Out-of-memory and NumPy's
-    floating-point error state set to "raise" are not counted."""
-    if node.is_leaf:
-        return False
-    if check_finite and node.dtype.kind in "fc":
-        return True
-    if any(d is None for v in (node, *node.inputs) for d in v.shape):
-        return True
-    r = node.op.may_raise
-    return bool(r(node) if callable(r) else r)
 
 
 def describe_node(node: Var) -> str:

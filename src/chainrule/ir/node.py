@@ -96,9 +96,10 @@ class Var:
     """
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "_name", "id", "skey",
-                 "_const", "_state", "_uniform", "__weakref__")
+                 "_const", "_state", "_uniform", "_safe", "__weakref__")
     # _uniform: a constant's single value (or None), set when first asked
-    # for (passes.facts.uniform), so the fact lives and dies with the node
+    # for (passes.facts.uniform), so the fact lives and dies with the node;
+    # _safe: whether computing the node can never raise (passes.facts.safe)
     __array_priority__ = 1000  # ndarray <op> Var defers to Var's reflected op
 
     op: Op

@@ -147,6 +147,21 @@ def fixed_at(o, axes) -> bool:
     return all(-a > o.ndim or o.shape[a] == 1 for a in axes)
 
 
+def may_fail(node, check_finite: bool = False) -> bool:
+    """Can computing ``node`` raise at run time? When a dim is unknown (a
+    size mismatch shows only then), when its op says so for some values, or
+    when check_finite tests its result. Out-of-memory and NumPy's
+    floating-point error state set to "raise" are not counted."""
+    if node.is_leaf:
+        return False
+    if check_finite and node.dtype.kind in "fc":
+        return True
+    if any(d is None for v in (node, *node.inputs) for d in v.shape):
+        return True
+    r = node.op.may_raise
+    return bool(r(node) if callable(r) else r)
+
+
 def folded(op, attrs, values):
     """``op``'s NumPy implementation on constant ``values`` (warnings off), as
     an array, or None when it raises (say 2 ** -1 in integers): that node is

@@ -50,8 +50,9 @@ def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, hel
     def build(x, axis=None, keepdims=False):
         x = lift(x)
         axes = normalize_axes(name, x, axis)
-        if not axes and name != "mean":
-            return x
+        if not axes and name != "mean":  # nothing to reduce: x in the result's dtype
+            dt = infer(((), False), x)[1]  # (a bool's sum counts: an int64)
+            return x if dt == x.dtype else cast(x, dt)
         return apply(op, (x,), (axes, bool(keepdims)))
 
     build.__name__ = name
@@ -468,8 +469,9 @@ def logsumexp(x, axis=None, keepdims=False):
     """``log(sum(exp(x), axis))`` computed without overflow."""
     x = lift(x)
     axes = normalize_axes("logsumexp", x, axis)
-    if not axes:
-        return x
+    if not axes:  # log(exp(x)) = x, in exp's float dtype
+        dt = probe_dtype("logsumexp", np.exp, x)
+        return x if dt == x.dtype else cast(x, dt)
     return apply(_lse_op, (x,), (axes, bool(keepdims)))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import ops
 from ..ops.base import constant_var, same_runtime_shape
 from .facts import (const, fits_float, is_value, known_finite, known_nonneg, known_positive,
-                    never_inf, uniform)
+                    never_inf, safe, uniform)
 from .rewrite import RuleTable
 
 ALGEBRA = RuleTable("algebra")
@@ -29,13 +29,29 @@ def _typed(v, node):
     return v if v.dtype == node.dtype else ops.cast(v, node.dtype)
 
 
+def _droppable(node, kept=()) -> bool:
+    """May a rewrite of ``node`` drop its operands other than ``kept``? Not
+    if that would hide an error the call must raise: each dropped operand
+    must be ``safe`` (nothing it is built from can raise), and with an
+    unknown dim among the operands their sizes may mismatch at run time."""
+    dropped = [i for i in node.inputs if all(i is not k for k in kept)]
+    if not dropped:
+        return True
+    if any(d is None for v in (node, *node.inputs) for d in v.shape):
+        return False
+    return all(safe(i) for i in dropped)
+
+
 def _fill(node, value):
     """A constant shaped like ``node``; with unknown dims, a run-time fill
-    shaped like one of its operands that already has the node's shape."""
+    shaped like one of its operands that already has the node's shape. None
+    when that would drop an operand that may raise (see _droppable)."""
     if all(d is not None for d in node.shape):
+        if not _droppable(node):
+            return None
         return constant_var(np.full(node.shape, value, dtype=node.dtype))
     for x in node.inputs:
-        if x.shape == node.shape:
+        if x.shape == node.shape and _droppable(node, (x,)):
             fill = ops.zeros_like if value == 0 else ops.ones_like
             out = fill(x, node.dtype)
             if value in (0, 1):
@@ -529,6 +545,8 @@ def sum_of_broadcast(n):
     if b.op.name != "broadcast_to" or n.dtype.kind != "f":
         return None
     x = b.inputs[0]
+    if None in x.shape:
+        return None  # an unknown dim may be 1 at run time: broadcast there too
     axes, keepdims = n.attrs
     lead = b.ndim - x.ndim
     bcast = [i for i in range(b.ndim)
@@ -559,7 +577,7 @@ def reduce_size_one(n):
 def where_same(n):
     """where(c, x, x) -> x"""
     c, a, b = n.inputs
-    if a is b and _same(a, n) and same_runtime_shape(a, n):  # c may broadcast a
+    if a is b and _same(a, n) and same_runtime_shape(a, n) and _droppable(n, (a,)):
         return a
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Var
-from ..ops.base import uniform_entry
+from ..ops.base import may_fail, uniform_entry
 
 _DEPTH = 6
 
@@ -37,6 +37,30 @@ def uniform(v: Var):
             value = first.item()
     v._uniform = value
     return value
+
+
+def safe(v: Var) -> bool:
+    """Can computing ``v`` never raise at run time: no node it is built
+    from has an unknown dim (a size mismatch NumPy would report) or an op
+    that raises on some values (an index out of range)? A rule may drop an
+    operand only if it is safe: dropping it would hide that error (``where(c,
+    y, y) -> y`` must not make a call with a mis-sized ``c`` succeed). Found
+    once per node (iteratively) and kept on it."""
+    try:
+        return v._safe
+    except AttributeError:
+        pass
+    stack = [v]
+    while stack:
+        node = stack[-1]
+        pending = [i for i in node.inputs if not hasattr(i, "_safe")]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        if not hasattr(node, "_safe"):
+            node._safe = not may_fail(node) and all(i._safe for i in node.inputs)
+    return v._safe
 
 
 def fits_float(value, dtype) -> bool:
