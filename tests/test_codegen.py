@@ -490,3 +490,21 @@ def test_sums_of_views_are_numpys_sums(dtype):
     # a Fortran-ordered input: its first axis is the contiguous one
     vf = np.asfortranarray(v)
     np.testing.assert_array_equal(f(vf, bv)[-1], vf.sum(axis=0))
+
+
+@pytest.mark.parametrize("exponent", [0.5, -0.5, 1.5, 2.0, 3.0, np.inf, np.nan, -1.0])
+def test_scalar_powers_follow_the_array_loop(exponent):
+    """0-d values are NumPy scalars in the generated code, whose ``**`` is
+    C's pow; NumPy's array loop (the interpreter's) takes a square root for
+    an exponent of 0.5: (-inf) ** 0.5 is nan there, -0.0 ** 0.5 is -0.0.
+    The generated code gives the interpreter's numbers for every base."""
+    x, y = cr.placeholder("x"), cr.placeholder("y")
+    bases = [-np.inf, -2.0, -0.0, 0.0, 0.25, 3.0, np.inf, np.nan]
+    f = cr.function([x, y], x ** y)
+    g = cr.function([x], x ** exponent)
+    with np.errstate(all="ignore"):
+        for b in bases:
+            want = np.power(np.array(b), np.array(exponent))  # the interpreter's
+            for got in (f(b, exponent), g(b)):
+                np.testing.assert_array_equal(got, want)
+                assert np.signbit(got) == np.signbit(want), (b, exponent, got)

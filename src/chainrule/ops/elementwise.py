@@ -197,7 +197,8 @@ def _binary_jvp(px, py):
     return jvp
 
 
-def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False):
+def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False,
+           emit_node=None):
     """Declare an elementwise binary op from its two partials, each written
     as ``p(g, x, y, out) = g * df/d(arg)`` (linear in ``g``)."""
     return register(Op(
@@ -207,7 +208,7 @@ def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False
         impl=lambda attrs, x, y: fn(x, y),
         vjp=_binary_vjp(px, py),
         jvp=_binary_jvp(px, py),
-        emit=emit,
+        emit=emit, emit_node=emit_node,
         commutative=commutative,
         may_raise=may_raise,
         elementwise=True,
@@ -257,7 +258,20 @@ def _pow_dy(g, x, y, o):
     return g * (o * log(x))
 
 
+def _pow_code(node, x, y, const=None):
+    """``x ** y``; ``np.power(x, y)`` for 0-d operands, NumPy scalars at run
+    time (a scalar input, a full sum), whose ``**`` is C's pow where the
+    array loop takes a square root for ``y = 0.5`` ((-inf) ** 0.5 is inf,
+    not nan; -0.0 ** 0.5 is 0.0, not -0.0). An integer constant exponent
+    gives the same number either way."""
+    e = node.inputs[1]._const
+    if node.ndim or (e is not None and e.ndim == 0 and float(e).is_integer()):
+        return f"{x} ** {y}"
+    return f"np.power({x}, {y})"
+
+
 _pow = binary("power", np.power, _pow_dx, _pow_dy, lambda a, x, y: f"{x} ** {y}",
+              emit_node=_pow_code,
               flops=10.0,
               # NumPy refuses integers to negative integer powers
               may_raise=lambda node: node.dtype.kind in "iu")
