@@ -55,6 +55,13 @@ def late(x, value):
     return (f - f) + value
 
 
+def late_neg_zero(x):
+    """-0.0 shaped like ``x``, folded by the optimizer only (``x + -0.0`` is
+    ``x`` exactly; ``x + 0.0`` is not: -0.0 + 0.0 is +0.0)."""
+    f = cr.cast(cr.greater(x, 0.0), x.dtype)
+    return (f - f) * -1.0
+
+
 def _cast_same_dtype(p):
     # cr.cast returns x itself for a same-dtype cast; a graph built at the IR
     # level (a loader, another pass) may still hold the node
@@ -65,9 +72,9 @@ def _cast_same_dtype(p):
 # placeholders and values named in VALUES
 CASES = {
     # identities of 0 and 1
-    "add_zero": (lambda p: p.x + late(p.x, 0.0), lambda v: v.x),
+    "add_zero": (lambda p: p.x + late_neg_zero(p.x), lambda v: v.x),
     "sub_zero": (lambda p: p.x - late(p.x, 0.0), lambda v: v.x),
-    "zero_sub": (lambda p: late(p.x, 0.0) - p.y, lambda v: -v.y),
+    "zero_sub": (lambda p: late_neg_zero(p.x) - p.y, lambda v: -v.y),
     "mul_one": (lambda p: p.y * late(p.x, 1.0), lambda v: v.y),
     "mul_minus_one": (lambda p: p.y * late(p.x, -1.0), lambda v: -v.y),
     "mul_zero": (lambda p: p.y + cr.cast(cr.greater(p.x, 0.0), "float64") * 0.0,
@@ -78,7 +85,7 @@ CASES = {
     "pow_zero": (lambda p: p.x ** 0.0 + p.y, lambda v: 1.0 + v.y),
     "pow_small_int": (lambda p: p.x ** 3.0, lambda v: v.x ** 3),
     # negation
-    "neg_neg": (lambda p: -(late(p.x, 0.0) - p.y), lambda v: v.y),
+    "neg_neg": (lambda p: -(late_neg_zero(p.x) - p.y), lambda v: v.y),
     "neg_sub": (lambda p: -(p.x - p.y), lambda v: v.y - v.x),
     "neg_out_of_mul": (lambda p: -(-p.x * p.y), lambda v: v.x * v.y),
     "neg_out_of_div": (lambda p: -(-p.x / p.y), lambda v: v.x / v.y),
@@ -388,3 +395,22 @@ def test_sum_of_a_broadcast_with_an_unknown_dim_is_left_alone():
     for xv in (np.arange(4.0).reshape(1, 4), np.arange(16.0).reshape(4, 4)):
         want = np.broadcast_to(xv.max(axis=1), (4, 4)).sum(axis=0, keepdims=True)
         np.testing.assert_array_equal(f(xv)[0], want)
+
+
+@pytest.mark.parametrize("build,exact", [
+    (lambda x: x + 0.0, False), (lambda x: 0.0 + x, False), (lambda x: x + -0.0, True),
+    (lambda x: x - 0.0, True), (lambda x: x - -0.0, False), (lambda x: 0.0 - x, False),
+    (lambda x: -0.0 - x, True),
+])
+def test_zero_identities_keep_signed_zeros(build, exact):
+    """x + 0.0 is +0.0 for x = -0.0 (then 1 / it is inf, not -inf) and
+    0.0 - x is +0.0 for x = +0.0: only the exact identities (x + -0.0,
+    x - 0.0, -0.0 - x) simplify, when the node is built or optimized."""
+    x = cr.placeholder("x", (4,))
+    out = build(x)
+    assert (cr.optimize(out) is x or cr.optimize(out).op.name == "negative") == exact
+    v = np.array([-0.0, 0.0, 1.5, -2.0])
+    for f in (cr.function([x], 1.0 / out), cr.function([x], 1.0 / out, optimize=False)):
+        with np.errstate(divide="ignore"):
+            np.testing.assert_array_equal(f(v), 1.0 / build(v))
+            assert np.array_equal(np.signbit(f(v)), np.signbit(1.0 / build(v)))

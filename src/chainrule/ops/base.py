@@ -118,6 +118,17 @@ def is_const_scalar(v: Var, x) -> bool:
     return 0 < c.size <= 4096 and bool(np.all(c == x))
 
 
+def is_exact_zero(v: Var, negative: bool) -> bool:
+    """Is ``v`` a constant zero that adds (``negative=True``: -0.0, as in
+    ``x + -0.0``) or subtracts (``negative=False``: +0.0, as in ``x - 0.0``)
+    without changing any value? In floats ``x + 0.0`` is not ``x``: -0.0 +
+    0.0 is +0.0 (and 1 / that is inf, not -inf). Any integer zero is."""
+    if not is_const_scalar(v, 0):
+        return False
+    c = v._const
+    return c.dtype.kind not in "fc" or bool(np.all(np.signbit(c) == negative))
+
+
 # -- shapes ------------------------------------------------------------------
 
 def shape_known(shape) -> bool:

@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 from ..errors import DTypeError, InputError
-from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr, folded, from_source, is_const_scalar, is_float, lift, lift_pair,
-                   make_node, probe_dtype, register, same_runtime_shape, sum_to)
+from .base import (NOT_DIFFERENTIABLE, Op, Var, broadcast_shapes, constant_var, dtype_expr,
+                   folded, from_source, is_const_scalar, is_exact_zero, is_float, lift,
+                   lift_pair, make_node, probe_dtype, register, same_runtime_shape, sum_to)
 
 _FOLD_MAX = 256  # constant inputs with at most this many elements fold at build
 
@@ -291,9 +292,9 @@ def add(x, y):
     """Elementwise ``x + y`` with NumPy broadcasting."""
     x, y = lift_pair(x, y)
     node = apply(_add, (x, y))
-    if is_const_scalar(y, 0) and _same_type(x, node):
+    if is_exact_zero(y, True) and _same_type(x, node):
         return x
-    if is_const_scalar(x, 0) and _same_type(y, node):
+    if is_exact_zero(x, True) and _same_type(y, node):
         return y
     return node
 
@@ -302,9 +303,9 @@ def subtract(x, y):
     """Elementwise ``x - y``."""
     x, y = lift_pair(x, y)
     node = apply(_sub, (x, y))
-    if is_const_scalar(y, 0) and _same_type(x, node):
+    if is_exact_zero(y, False) and _same_type(x, node):
         return x
-    if is_const_scalar(x, 0) and _same_type(y, node):
+    if is_exact_zero(x, True) and _same_type(y, node):  # -0.0 - y is -y
         return negative(y)
     return node
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ops.base import constant_var, same_runtime_shape
+from ..ops.base import constant_var, is_exact_zero, same_runtime_shape
 from .facts import (const, fits_float, is_value, known_finite, known_nonneg, known_positive,
                     never_inf, safe, uniform)
 from .rewrite import RuleTable
@@ -82,11 +82,11 @@ def _folded(value, dtype):
 
 @rule("add", const=True)
 def add_zero(n):
-    """x + 0 -> x"""
+    """x + -0.0 -> x (and x + 0 in integers; x + 0.0 is +0.0 for x = -0.0)"""
     a, b = n.inputs
-    if is_value(b, 0) and _same(a, n):
+    if is_exact_zero(b, True) and _same(a, n):
         return a
-    if is_value(a, 0) and _same(b, n):
+    if is_exact_zero(a, True) and _same(b, n):
         return b
 
 
@@ -94,15 +94,15 @@ def add_zero(n):
 def sub_zero(n):
     """x - 0 -> x"""
     a, b = n.inputs
-    if is_value(b, 0) and _same(a, n):
+    if is_exact_zero(b, False) and _same(a, n):
         return a
 
 
 @rule("subtract", const=True)
 def zero_sub(n):
-    """0 - x -> -x"""
+    """-0.0 - x -> -x (and 0 - x in integers; 0.0 - 0.0 is +0.0, -0.0 is not)"""
     a, b = n.inputs
-    if is_value(a, 0) and _same(b, n):
+    if is_exact_zero(a, True) and _same(b, n):
         return ops.negative(b)
 
 
