@@ -159,3 +159,21 @@ def test_relu_of_bool():
     r = cr.relu(b)
     check([b], r, [bv], np.maximum(bv, False))
     check([b], r + r, [bv], np.maximum(bv, False) + np.maximum(bv, False))
+
+
+@pytest.mark.parametrize("dtype,value,scalar", [
+    ("int8", [1, -2, 127], 300), ("uint8", [1, 2, 255], -1), ("uint32", [1, 7, 9], -3),
+    ("uint64", [1, 2, 3], -1), ("int16", [5, -6, 7], 2 ** 40), ("bool", [True, False, True], 1000),
+])
+def test_integers_divided_by_a_python_int_outside_their_range(dtype, value, scalar):
+    """NumPy divides integers in float64, a Python int operand included:
+    int8 / 300 is a float64 array, not an int8 overflow (either side)."""
+    x = cr.placeholder("x", (3,), dtype)
+    v = np.array(value, dtype)
+    with np.errstate(divide="ignore"):  # 1000 / False
+        cases = ((x / scalar, v / scalar), (scalar / x, scalar / v))
+    for expr, want in cases:
+        with np.errstate(divide="ignore"):
+            got = cr.function([x], expr)(v)
+        assert got.dtype == want.dtype == np.float64
+        np.testing.assert_array_equal(got, want)

@@ -322,8 +322,18 @@ def multiply(x, y):
     return node
 
 
+def _python_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def divide(x, y):
     """Elementwise true division ``x / y`` (ints divide to float64)."""
+    # NumPy divides integers in float64, a Python int operand too: int8 / 300
+    # is a float64, not an int8 overflow
+    if isinstance(x, Var) and x.dtype.kind in "biu" and _python_int(y):
+        y = np.float64(y)
+    elif isinstance(y, Var) and y.dtype.kind in "biu" and _python_int(x):
+        x = np.float64(x)
     x, y = lift_pair(x, y)
     node = apply(_div, (x, y))
     if is_const_scalar(y, 1) and _same_type(x, node):
