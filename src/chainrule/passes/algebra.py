@@ -569,6 +569,8 @@ def reduce_size_one(n):
     dims)"""
     x = n.inputs[0]
     axes, keepdims = n.attrs
+    if n.op.name in ("sum", "mean") and x.dtype.kind == "f":
+        return None  # NumPy's sum starts from +0.0: the sum of [-0.0] is +0.0
     if axes and all(x.shape[a] == 1 for a in axes) and x.dtype == n.dtype:
         return x if keepdims else ops.squeeze(x, axes)
 
