@@ -46,7 +46,27 @@ def _attrs_text(node):
         return f", {fmt_shape(node.attrs[0])}"
     if name in ("transpose", "expand_dims", "squeeze", "concatenate", "take"):
         return f", {node.attrs[0]}"
+    if name == "tensordot":
+        return f", axes=({list(node.attrs[0])}, {list(node.attrs[1])})"
+    if name == "getitem":
+        from .ops.shape import _index_text
+        return f", [{_index_text(node.attrs[0])}]"
     return ""
+
+
+def _fresh_label(name, k, taken, seen):
+    """A name for a shared subexpression: its own name, or t<k>, made unique
+    against the labels given so far and (for t<k>) every name in the graph."""
+    if name and name not in seen:
+        label = name
+    else:
+        stem = name or "t"
+        label = f"{stem}{k}" if not name else f"{stem}_2"
+        while label in seen or (label in taken and label != name):
+            k += 1
+            label = f"{stem}{k}" if not name else f"{stem}_{k}"
+    seen.add(label)
+    return label
 
 
 def pprint(var) -> str:
@@ -64,21 +84,33 @@ def pprint(var) -> str:
     for n in order:
         for i in n.inputs:
             users[i.id] = users.get(i.id, 0) + 1
-    text, prec, lets = {}, {}, []
+    # text, Python precedence and top-level op of each node's text; the text
+    # reads back as the graph in Python: ** is right-associative and binds
+    # tighter than a unary minus on its left (-2.0 ** x is -(2.0 ** x)),
+    # comparisons chain, and * and @ share a level
+    text, prec, top, lets = {}, {}, {}, []
+    taken = {n.name for n in order if n.name}  # labels must not shadow a name
+    seen_labels = set()
     for n in order:
         name = n.op.name
         if name == "placeholder" or name == "parameter":
             s, p = n.name, _ATOM
         elif name == "constant":
-            s, p = _const_text(n), _ATOM
+            s = _const_text(n)
+            p = 3 if s.startswith("-") else _ATOM  # a negative literal is a unary minus
         elif name == "negative":
             a = n.inputs[0]
             s, p = "-" + (text[a.id] if prec[a.id] > 3 else f"({text[a.id]})"), 3
         elif name in _INFIX:
             sym, p = _INFIX[name]
             a, b = n.inputs
-            left = text[a.id] if prec[a.id] >= p else f"({text[a.id]})"
-            right_ok = prec[b.id] > p or (prec[b.id] == p and name in ("add", "multiply"))
+            left_ok = prec[a.id] > p if name == "power" or p == 0 else prec[a.id] >= p
+            left = text[a.id] if left_ok else f"({text[a.id]})"
+            if name == "power":
+                right_ok = prec[b.id] >= 3
+            else:
+                right_ok = prec[b.id] > p or (prec[b.id] == p and name in ("add", "multiply")
+                                              and top[b.id] == name)
             right = text[b.id] if right_ok else f"({text[b.id]})"
             s = f"{left} {sym} {right}"
         elif name == "getitem":
@@ -95,10 +127,10 @@ def pprint(var) -> str:
             s, p = f"{name}({args}{_attrs_text(n)})", _ATOM
         if n.inputs and (len(s) > _SPLIT_LONGER_THAN or (
                 users.get(n.id, 0) > 1 and len(s) > _SHARE_LONGER_THAN)):
-            label = n.name or f"t{len(lets) + 1}"
+            label = _fresh_label(n.name, len(lets) + 1, taken, seen_labels)
             lets.append(f"{label} = {s}")
             s, p = label, _ATOM
-        text[n.id], prec[n.id] = s, p
+        text[n.id], prec[n.id], top[n.id] = s, p, name
     body = ", ".join(text[o.id] for o in outs)
     return "; ".join(lets + [body]) if lets else body
 
