@@ -317,19 +317,27 @@ def test_constant_ops_that_numpy_refuses_fail_when_run(backend, optimize):
             cr.evaluate(out)
 
 
-def test_cotangent_of_unknown_size_takes_the_outputs_run_time_shape(backend):
-    """A cotangent with unknown dims is made the output's run-time shape: a
-    (1, 3) one broadcasts over a (4, 3) output (the gradient is x's shape,
-    not (1, 3)), a (5, 3) one is an error naming it."""
+def test_cotangent_of_unknown_size_must_have_the_outputs_run_time_shape(backend):
+    """A cotangent with unknown dims must have the output's run-time shape,
+    as it must when the sizes are known: a (1, 3) or (5, 3) one for a (4, 3)
+    output is an error naming it (a (1, 3) one used to be broadcast, a
+    silent stretch of a wrong seed); a (4, 3) one gives the vjp. Tangents
+    likewise."""
     x, y = cr.placeholder("x", (None, 3)), cr.placeholder("y", (3,))
     ct = cr.placeholder("ct", (None, 3))
     gx, gy = cr.vjp(x * y, [x, y], ct)
     f = cr.function([x, y, ct], [gx, gy], backend=backend)
-    got_x, got_y = f(np.ones((4, 3)), np.arange(3.0), np.full((1, 3), 2.0))
-    np.testing.assert_array_equal(got_x, np.tile([0.0, 2.0, 4.0], (4, 1)))
-    np.testing.assert_array_equal(got_y, [8.0, 8.0, 8.0])
-    with pytest.raises(cr.InputError, match="ct"):
-        f(np.ones((4, 3)), np.arange(3.0), np.ones((5, 3)))
+    ctv = np.arange(12.0).reshape(4, 3)
+    got_x, got_y = f(np.ones((4, 3)), np.arange(3.0), ctv)
+    np.testing.assert_array_equal(got_x, ctv * np.arange(3.0))
+    np.testing.assert_array_equal(got_y, ctv.sum(axis=0))
+    for bad in (np.full((1, 3), 2.0), np.ones((5, 3))):
+        with pytest.raises(cr.InputError, match="ct.*shape \\(4, 3\\) is needed"):
+            f(np.ones((4, 3)), np.arange(3.0), bad)
+    t = cr.placeholder("t", (None, 3))
+    g = cr.function([x, y, t], cr.jvp(x * y, x, t), backend=backend)
+    with pytest.raises(cr.InputError, match="shape \\(4, 3\\) is needed"):
+        g(np.ones((4, 3)), np.arange(3.0), np.ones((1, 3)))
 
 
 def test_comparing_a_var_with_a_value_points_to_cr_equal():
@@ -520,3 +528,35 @@ def test_python_ints_past_int64_are_clear_input_errors_or_floats():
     s = cr.placeholder("s", (), "float32")
     with pytest.raises(cr.InputError, match=r"input 's': a value of magnitude .* float32"):
         cr.function([s], s + 1)(2 ** 200)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, w: cr.function([x], x, updates=[w]), "each update is a .parameter, new value. pair"),
+    (lambda x, w: cr.function([x], x, updates=[(w, x, x)]), "each update is a"),
+    (lambda x, w: cr.function([x], x, updates=3), "updates must be a dict"),
+    (lambda x, w: cr.function(None, x), "inputs must be a list"),
+    (lambda x, w: cr.evaluate(x * 2, [np.ones(3)]), "feed must be a dict"),
+    (lambda x, w: cr.vjp({"a": x * 2}, x, [np.ones(3)]), "cotangents must be a dict with "
+                                                          "the same keys; got a list"),
+    (lambda x, w: cr.vjp({"a": x * 2}, x, {"b": np.ones(3)}), "keys 'a'.*got keys 'b'"),
+    (lambda x, w: cr.jvp(x * 2, {"p": x}, {"q": np.ones(3)}), "tangents must be a dict"),
+    (lambda x, w: cr.vjp([x * 2, x], x, np.ones(3)), "cotangents must be a list or tuple "
+                                                      "of 2; got a ndarray"),
+])
+def test_misshapen_arguments_are_input_errors(call, match):
+    """Updates that are not pairs, inputs that are not a list, a feed that is
+    not a dict, seeds whose structure is not the outputs' (or wrt's): an
+    InputError saying what is expected, not an unpacking ValueError, a
+    KeyError or a TypeError from inside."""
+    x = cr.placeholder("x", (3,))
+    w = cr.parameter(np.ones(3), "w")
+    with pytest.raises(cr.InputError, match=match):
+        call(x, w)
+
+
+def test_reshape_takes_numpys_shape_keyword():
+    x = cr.placeholder("x", (3,))
+    assert cr.reshape(x, shape=(3, 1)).shape == (3, 1)
+    assert cr.reshape(x, newshape=(1, 3)).shape == (1, 3)  # NumPy's old name
+    with pytest.raises(cr.ArgumentError):
+        cr.reshape(x)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule.ops.shape import shape_as
 from chainrule.ir import REGISTRY, topo_order
 from chainrule.ops.banded import band_of, bands_to_dense  # forward-mode jacobian tangents
 from chainrule.ops.shape import eye_seed  # the identity seeds of jacobian sweeps
@@ -240,6 +241,9 @@ CASES = list(unary_cases()) + [
     Case("concatenate_unknown_1", {"x": P((2, None), run=(2, 2)), "y": P((2, 1))},
          lambda x, y: cr.concatenate([cr.sin(x), y], axis=1),
          lambda x, y: np.concatenate([np.sin(x), y], axis=1)),
+    # a seed checked to have its primal's run-time shape (as_seed's op)
+    Case("shape_as", {"x": P((None, 3), run=(2, 3)), "y": P((2, None), run=(2, 3))},
+         lambda x, y: shape_as(cr.sin(x), y) * y, lambda x, y: np.sin(x) * y),
     Case("concatenate_none", {"x": M, "y": V3},
          lambda x, y: cr.concatenate([x, y], axis=None),
          lambda x, y: np.concatenate([x, y], axis=None)),

@@ -102,6 +102,9 @@ class CompiledGraph:
 def _as_inputs(inputs):
     if isinstance(inputs, Var):
         inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise InputError(f"function: inputs must be a list of cr.placeholder Vars "
+                         f"(or one), got {inputs!r:.60}; [] for none")
     inputs = list(inputs)
     for i, v in enumerate(inputs):
         if not isinstance(v, Var) or v.op.name != "placeholder":
@@ -117,7 +120,16 @@ def _as_inputs(inputs):
 def _as_updates(updates):
     if updates is None:
         return []
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    try:
+        pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    except TypeError:
+        raise InputError(f"function: updates must be a dict {{parameter: new value}} or "
+                         f"a list of (parameter, new value) pairs, got {updates!r:.60}") \
+            from None
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputError(f"function: each update is a (parameter, new value) pair, "
+                             f"got {pair!r:.60}; or pass a dict {{parameter: new value}}")
     out = []
     for p, v in pairs:
         if not isinstance(p, Var) or p.op.name != "parameter":
@@ -381,6 +393,9 @@ def evaluate(outputs, feed=None):
     ``feed`` maps placeholders (Vars or names) to values; entries for
     placeholders the outputs do not use are ignored, as by ``function``.
     """
+    if feed is not None and not isinstance(feed, dict):
+        raise InputError(f"evaluate: feed must be a dict {{placeholder or name: value}}, "
+                         f"got a {type(feed).__name__}")
     feed = dict(feed or {})
     outs, _ = flatten(outputs, "outputs")
     needed = [n for n in topo_order(outs) if n.op.name == "placeholder"]

@@ -201,9 +201,19 @@ def seeds_for(structure, leaves, values, api: str, noun: str, of: str) -> list:
     if isinstance(structure, Var):
         vals = [values]
     elif isinstance(structure, dict):
+        if not isinstance(values, dict) or set(values) != set(structure):
+            got = ("keys " + ", ".join(sorted(map(repr, values)))) \
+                if isinstance(values, dict) else f"a {type(values).__name__}"
+            raise InputError(f"{api}: the {of} are a dict with keys "
+                             f"{', '.join(sorted(map(repr, structure)))}, so the {noun}s "
+                             f"must be a dict with the same keys; got {got}")
         vals = [values[k] for k in structure]
-    else:
+    elif isinstance(values, (list, tuple)):
         vals = list(values)
+    else:
+        raise InputError(f"{api}: the {of} are a {type(structure).__name__} of "
+                         f"{len(leaves)}, so the {noun}s must be a list or tuple of "
+                         f"{len(leaves)}; got a {type(values).__name__}")
     if len(vals) != len(leaves):
         raise InputError(f"{api}: got {len(vals)} {noun}s for {len(leaves)} {of}")
     return [as_seed(v, like, f"{api}: {noun}") for v, like in zip(vals, leaves)]
@@ -228,12 +238,12 @@ def as_seed(value, like: Var, what: str) -> Var:
     if v.dtype != like.dtype and is_float(like):
         from ..ops import cast
         v = cast(v, like.dtype)
-    if None in v.shape and v is not like:
-        # sizes known at run time only: make them like's there (an error if
-        # they cannot be), since every rule takes a seed to have its primal's
-        # run-time shape (a (1, 3) cotangent of a (4, 3) output broadcasts)
-        from ..ops.shape import broadcast_like
-        v = broadcast_like(v, like)
+    if (None in v.shape or None in like.shape) and v is not like:
+        # sizes known at run time only: checked there to be like's (every
+        # rule takes a seed to have its primal's shape; a (1, 3) cotangent
+        # of a (4, 3) output is an error, as it is when the sizes are known)
+        from ..ops.shape import shape_as
+        v = shape_as(v, like)
     return v
 
 

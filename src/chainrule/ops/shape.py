@@ -74,8 +74,12 @@ def _is_int(d) -> bool:
     return isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
 
 
-def reshape(a, newshape):
-    """NumPy's ``reshape``; one dim may be -1."""
+def reshape(a, shape=None, *, newshape=None):
+    """NumPy's ``reshape``; one dim may be -1 (``newshape=``: NumPy's old
+    name for ``shape``)."""
+    if (shape is None) == (newshape is None):
+        raise ArgumentError("reshape: give the new shape once, as reshape(a, shape)")
+    newshape = shape if newshape is None else newshape
     a = lift(a)
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
@@ -294,6 +298,44 @@ def broadcast_like(x, ref):
     if shape_known(ref.shape):
         return broadcast_to(x, ref.shape)
     return make_node(_broadcast_like_op, (x, ref))
+
+
+# -- shape_as: a value that must have another's run-time shape ---------------
+
+_SAME_SHAPE_SRC = '''def _same_shape(x, shape):
+    x = np.asarray(x)
+    if x.shape != shape:
+        raise ValueError(f"an array of shape {x.shape} where shape {shape} is needed")
+    return x
+'''
+_same_shape = from_source(_SAME_SHAPE_SRC)
+
+
+def _shape_as_infer(attrs, x, ref):
+    return tuple(r if r is not None else d for d, r in zip(x.shape, ref.shape)), x.dtype
+
+
+_shape_as_op = register(Op(
+    "shape_as", infer=_shape_as_infer,
+    impl=lambda attrs, x, ref: _same_shape(x, np.shape(ref)),
+    vjp=lambda out, g, needs: [g, None],
+    jvp=lambda out, ts: ts[0],
+    emit=lambda attrs, x, ref: f"_same_shape({x}, {ref}.shape)",
+    helpers={"_same_shape": _SAME_SHAPE_SRC},
+    may_raise=True, aliases=True, flops=_zero_flops,
+))
+
+
+def shape_as(x, ref):
+    """``x``, checked at run time to have exactly ``ref``'s shape (no
+    broadcasting): a user's seed for an output with unknown dims."""
+    x, ref = lift(x), lift(ref)
+    if x.ndim != ref.ndim or not all(a is None or b is None or a == b
+                                     for a, b in zip(x.shape, ref.shape)):
+        raise ShapeError(f"shape_as: {describe(x)} cannot have the shape of {describe(ref)}")
+    if shape_known(x.shape) and x.shape == ref.shape:
+        return x
+    return make_node(_shape_as_op, (x, ref))
 
 
 # -- basic indexing ------------------------------------------------------------------
@@ -756,6 +798,8 @@ _transpose_op.batch = lambda out, args, batched: transpose(
     args[0], (0,) + tuple(p + 1 for p in out.attrs[0]))
 _expand_dims_op.batch = shift_axes_rule
 _squeeze_op.batch = shift_axes_rule
+_shape_as_op.batch = lambda out, args, batched: make_node(
+    _shape_as_op, tuple(batch_all(args, batched)[0]))
 _broadcast_to_op.batch = _batch_broadcast_to
 _broadcast_like_op.batch = _batch_broadcast_like
 _getitem_op.batch = lambda out, args, batched: make_node(
