@@ -201,13 +201,13 @@ class Var:
 
     def __reduce__(self):
         raise ArgumentError("chainrule Vars cannot be pickled: a graph is saved with "
-                        "cr.save / cr.load (planned), not pickle")
+                            "cr.save / cr.load (planned), not pickle")
 
     # NumPy meets Vars in three ways; each builds the graph or says what to use.
     def __array__(self, *args, **kwargs):
         raise ArgumentError(f"{self.label()} is a chainrule Var, a symbol without a value: "
-                        f"NumPy cannot convert it to an array. Evaluate it first "
-                        f"(cr.evaluate, cr.function), or use the cr functions on it")
+                            f"NumPy cannot convert it to an array. Evaluate it first "
+                            f"(cr.evaluate, cr.function), or use the cr functions on it")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """``np.exp(x)``, ``ndarray + x``: the chainrule op of the same name."""
@@ -216,13 +216,13 @@ class Var:
         fn = getattr(cr, name, None) if method == "__call__" and not kwargs else None
         if not callable(fn):
             raise ArgumentError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
-                            f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
-                            f"; use the cr functions (cr.{name} if it exists) on Vars")
+                                f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
+                                f"; use the cr functions (cr.{name} if it exists) on Vars")
         return fn(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
         raise ArgumentError(f"np.{func.__name__} does not take chainrule Vars; use "
-                        f"cr.{func.__name__} (or the cr function that does the same) on Vars")
+                            f"cr.{func.__name__} (or the cr function that does the same) on Vars")
 
 
 _put = object.__setattr__  # (no Var.__setattr__ check on the hot paths)

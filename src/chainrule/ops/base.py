@@ -246,7 +246,7 @@ def normalize_axes(opname: str, v: Var, axis) -> tuple:
         axis = (axis,)
     if not isinstance(axis, (tuple, list)):
         raise ArgumentError(f"{opname}: axis must be None, an int or a tuple of ints, "
-                        f"got {axis!r}")
+                            f"got {axis!r}")
     axes = tuple(sorted(normalize_axis(opname, v, a) for a in axis))
     if len(set(axes)) != len(axes):
         raise ShapeError(f"{opname}: repeated axis in {axis!r}")

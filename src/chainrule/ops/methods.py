@@ -34,7 +34,7 @@ def _iter(self):
     n = self.shape[0] if self.shape else None
     if n is None:
         raise ArgumentError(f"cannot iterate over {self.label()} of shape {self.shape}: "
-                        f"its first dimension is {'unknown' if self.shape else 'missing'}")
+                            f"its first dimension is {'unknown' if self.shape else 'missing'}")
     return (sh.getitem(self, i) for i in range(n))
 
 
