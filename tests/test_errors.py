@@ -364,11 +364,25 @@ def test_numpy_functions_on_vars_build_the_graph_or_say_what_to_use():
                       (np.absolute(-v), vals[v]), (np.ones(3) / v, 1 / vals[v])):
         assert isinstance(got, cr.Var)
         np.testing.assert_allclose(cr.evaluate(got, vals), want, rtol=1e-15)
+    # NumPy functions with a chainrule twin build it (api.md)
+    x = vals[v]
+    for got, want in ((np.concatenate([v, v]), np.concatenate([x, x])),
+                      (np.sum(v), x.sum()), (np.dot(v, v), x @ x),
+                      (np.sum(np.outer(v, v), axis=0, keepdims=True),
+                       np.outer(x, x).sum(axis=0, keepdims=True)),
+                      (np.clip(v, min=1.0, max=2.5), np.clip(x, 1.0, 2.5)),
+                      (np.where(np.greater(v, 1.0), v, -v), np.where(x > 1, x, -x)),
+                      (np.reshape(v, (3, 1)), x.reshape(3, 1)), (np.amax(v), x.max()),
+                      (np.tensordot(v, v, axes=1), np.tensordot(x, x, axes=1))):
+        assert isinstance(got, cr.Var)
+        np.testing.assert_allclose(cr.evaluate(got, vals), want, rtol=1e-15)
     for bad, hint in ((lambda: np.asarray(v), "cr.evaluate"),
-                      (lambda: np.concatenate([v, v]), "cr.concatenate"),
-                      (lambda: np.sum(v), "cr.sum"), (lambda: np.dot(v, v), "cr.dot"),
+                      (lambda: np.cumsum(v), "cr"), (lambda: np.sum(v, dtype=np.float32),
+                                                     "no dtype argument; cr.sum"),
+                      (lambda: np.take(v, [0], mode="clip"), "no mode argument"),
+                      (lambda: np.where(np.greater(v, 0.0)), "needs x, y"),
                       (lambda: np.add(v, 1.0, out=np.zeros(3)), "cr")):
-        with pytest.raises(TypeError, match=hint):
+        with pytest.raises(cr.ArgumentError, match=hint):
             bad()
 
 

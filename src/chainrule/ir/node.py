@@ -221,14 +221,57 @@ class Var:
         return fn(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        raise ArgumentError(f"np.{func.__name__} does not take chainrule Vars; use "
-                            f"cr.{func.__name__} (or the cr function that does the same) on Vars")
+        """``np.sum(x, axis=0)``, ``np.concatenate([x, y])``: the chainrule
+        function of the same meaning, for the NumPy functions that have one
+        (with the arguments it takes); any other raises, saying what to use."""
+        import inspect
+
+        import chainrule as cr
+        name = _ARRAY_FUNCTIONS.get(func.__name__)
+        if name is None:
+            raise ArgumentError(f"np.{func.__name__} does not take chainrule Vars; use "
+                                f"cr.{func.__name__} (or the cr function that does the same) "
+                                f"on Vars")
+        fn = getattr(cr, name)
+        try:
+            theirs = inspect.signature(func)
+            bound = theirs.bind(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise ArgumentError(f"np.{func.__name__}: {e}") from None
+        ours = list(inspect.signature(fn).parameters)
+        call, unsupported = {}, []
+        for k, (pname, v) in enumerate(bound.arguments.items()):
+            if theirs.parameters[pname].kind is inspect.Parameter.VAR_KEYWORD:
+                unsupported += list(v)
+                continue
+            mine = ours[0] if k == 0 else _ARG_NAMES.get((name, pname), pname)
+            if mine in ours:
+                call[mine] = v
+            elif v is not theirs.parameters[pname].default and v is not None:
+                unsupported.append(pname)
+        if unsupported:
+            raise ArgumentError(f"np.{func.__name__} on chainrule Vars takes no "
+                                f"{', '.join(unsupported)} argument; cr.{name}"
+                                f"{inspect.signature(fn)} is what it computes")
+        missing = [p for p, q in inspect.signature(fn).parameters.items()
+                   if q.default is inspect.Parameter.empty and p not in call]
+        if missing:  # np.where(c) (the indices where c holds): no twin
+            raise ArgumentError(f"np.{func.__name__} on chainrule Vars needs "
+                                f"{', '.join(missing)} too: cr.{name}{inspect.signature(fn)}")
+        return fn(**call)
 
 
 _put = object.__setattr__  # (no Var.__setattr__ check on the hot paths)
 _FIXED = frozenset(("op", "inputs", "attrs", "shape", "dtype", "id"))
 
 _UFUNC_NAMES = {"absolute": "abs", "true_divide": "divide"}  # NumPy's name -> cr's
+# NumPy functions (not ufuncs) with a chainrule twin, NumPy's name -> cr's
+_ARRAY_FUNCTIONS = {n: n for n in (
+    "sum", "mean", "max", "min", "prod", "transpose", "reshape", "concatenate", "stack",
+    "tensordot", "outer", "dot", "take", "clip", "where", "squeeze", "expand_dims",
+    "broadcast_to")}
+_ARRAY_FUNCTIONS.update(amax="max", amin="min")
+_ARG_NAMES = {("clip", "min"): "a_min", ("clip", "max"): "a_max"}  # NumPy's -> cr's
 
 
 def _numeric(v) -> bool:
