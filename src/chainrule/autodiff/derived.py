@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..errors import ArgumentError, InputError, ShapeError
+from ..errors import ArgumentError, InputError, NotDifferentiableError, ShapeError
 from ..ir import Var, make_leaf, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
 from ..ops.base import describe, is_float, shape_known
@@ -28,8 +28,11 @@ def _check(y: Var, x: Var, what: str):
         if not shape_known(v.shape):
             raise ShapeError(f"{what}: the shape of {describe(v)} must be fully known "
                              f"(no None dims) to lay out its Jacobian")
-    if not is_float(y) or not is_float(x):
-        raise ShapeError(f"{what}: {y.label()} and {x.label()} must be floating point")
+    for v in (y, x):
+        if not is_float(v):
+            raise NotDifferentiableError(
+                f"{what}: {v.label()} is {v.dtype}, and an integer or bool has no "
+                f"derivative; cast it to a float (cr.cast(v, 'float64')) to differentiate")
     wrt_leaves(x, what)
 
 
