@@ -84,11 +84,11 @@ def pprint(var) -> str:
     for n in order:
         for i in n.inputs:
             users[i.id] = users.get(i.id, 0) + 1
-    # text, Python precedence and top-level op of each node's text; the text
+    # text and Python precedence of each node's text; the text
     # reads back as the graph in Python: ** is right-associative and binds
     # tighter than a unary minus on its left (-2.0 ** x is -(2.0 ** x)),
     # comparisons chain, and * and @ share a level
-    text, prec, top, lets = {}, {}, {}, []
+    text, prec, lets = {}, {}, []
     taken = {n.name for n in order if n.name}  # labels must not shadow a name
     seen_labels = set()
     for n in order:
@@ -106,11 +106,9 @@ def pprint(var) -> str:
             a, b = n.inputs
             left_ok = prec[a.id] > p if name == "power" or p == 0 else prec[a.id] >= p
             left = text[a.id] if left_ok else f"({text[a.id]})"
-            if name == "power":
-                right_ok = prec[b.id] >= 3
-            else:
-                right_ok = prec[b.id] > p or (prec[b.id] == p and name in ("add", "multiply")
-                                              and top[b.id] == name)
+            # a right operand of the same level is bracketed, a + (b + c) too:
+            # floats do not reassociate (1e300 * (1e-300 * x) is not (...) * x)
+            right_ok = prec[b.id] >= 3 if name == "power" else prec[b.id] > p
             right = text[b.id] if right_ok else f"({text[b.id]})"
             s = f"{left} {sym} {right}"
         elif name == "getitem":
@@ -130,7 +128,7 @@ def pprint(var) -> str:
             label = _fresh_label(n.name, len(lets) + 1, taken, seen_labels)
             lets.append(f"{label} = {s}")
             s, p = label, _ATOM
-        text[n.id], prec[n.id], top[n.id] = s, p, name
+        text[n.id], prec[n.id] = s, p
     body = ", ".join(text[o.id] for o in outs)
     return "; ".join(lets + [body]) if lets else body
 
