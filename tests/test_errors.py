@@ -574,3 +574,11 @@ def test_reshape_takes_numpys_shape_keyword():
     assert cr.reshape(x, newshape=(1, 3)).shape == (1, 3)  # NumPy's old name
     with pytest.raises(cr.ArgumentError):
         cr.reshape(x)
+
+
+def test_np_clip_with_one_bound_on_a_var():
+    v = cr.placeholder("v", (3,))
+    x = np.array([0.5, 2.0, -3.0])
+    for got, want in ((np.clip(v, max=1.0), np.clip(x, None, 1.0)),
+                      (np.clip(v, min=0.0), np.clip(x, 0.0, None))):
+        np.testing.assert_array_equal(cr.evaluate(got, {v: x}), want)

@@ -429,3 +429,26 @@ def test_a_float_sum_over_a_size_one_axis_keeps_numpys_zero():
     assert cr.optimize(cr.max(x, axis=0)).op.name == "squeeze"
     k = cr.placeholder("k", (1, 3), "int64")
     assert cr.optimize(cr.sum(k, axis=0)).op.name == "squeeze"
+
+
+def test_an_integer_zero_added_to_floats_is_not_an_identity():
+    """-0.0 + 0 is +0.0 in NumPy (the int zero becomes +0.0): x + int 0 and
+    int 0 - x keep their op for floats; in integers they simplify."""
+    x = cr.placeholder("x", (2,))
+    xv = np.array([0.0, -0.0])
+    for zero in (np.zeros(2, np.int64), np.int32(0), np.array([False, False])):
+        f = cr.function([x], [x + zero, zero - x])
+        for got, want in zip(f(xv), (xv + zero, zero - xv)):
+            assert np.array_equal(np.signbit(got), np.signbit(want))
+    k = cr.placeholder("k", (2,), "int64")
+    assert cr.optimize(k + 0) is k and cr.optimize(k - 0) is k
+
+
+def test_a_max_over_an_empty_axis_is_never_dropped():
+    """NumPy's max raises over a size-0 axis: where(max(e) > 0, y, y) must
+    raise as the unoptimized program does, not return y."""
+    e, y = cr.placeholder("e", (0, 2)), cr.placeholder("y", (2,))
+    out = cr.where(cr.max(e, axis=0) > 0.0, y, y)
+    for optimize in (True, False):
+        with pytest.raises(cr.InputError, match="zero-size"):
+            cr.function([e, y], out, optimize=optimize)(np.zeros((0, 2)), np.ones(2))

@@ -12,7 +12,7 @@ VALUES = {"x": 1.7, "y": 0.6, "z": 2.3}
 FEED = {X: VALUES["x"], Y: VALUES["y"], Z: VALUES["z"]}
 # 0-d arrays: NumPy's arithmetic, as the graph's ((-2.0) ** 0.6 is nan, not
 # a Python complex)
-ENV = dict({k: np.asarray(v) for k, v in VALUES.items()}, exp=np.exp, sin=np.sin,
+ENV = dict({k: np.asarray(v) for k, v in VALUES.items()}, exp=np.exp, sin=np.sin, cos=np.cos,
            tanh=np.tanh, nan=np.nan, inf=np.inf)
 
 
@@ -77,3 +77,17 @@ def test_debugprint_shows_the_attributes_that_define_an_op():
     q = cr.debugprint(cr.tensordot(A, B, axes=([0], [1]))).splitlines()[-1]
     assert "axes=([1], [0])" in p and "axes=([0], [1])" in q
     assert "[::-1, 2]" in cr.debugprint(A[::-1, 2]).splitlines()[-1]
+
+
+def test_an_intermediate_named_like_a_placeholder_gets_its_own_label():
+    h = cr.tanh(X) * cr.exp(X) + cr.sin(X) * cr.cos(X) + cr.tanh(X * X)
+    h.name = "x"
+    e = h * Y + h + X
+    text = cr.pprint(e)
+    assert text.startswith("x_2 = "), text
+    *lets, body = text.split("; ")
+    env = dict(ENV)
+    for line in lets:
+        exec(line, env)
+    with np.errstate(all="ignore"):
+        assert float(eval(body, env)) == float(cr.evaluate(e, FEED))

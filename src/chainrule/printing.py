@@ -90,7 +90,7 @@ def pprint(var) -> str:
     # comparisons chain, and * and @ share a level
     text, prec, lets = {}, {}, []
     taken = {n.name for n in order if n.name}  # labels must not shadow a name
-    seen_labels = set()
+    seen_labels = {n.name for n in order if not n.inputs and n.name}  # leaves' names
     for n in order:
         name = n.op.name
         if name == "placeholder" or name == "parameter":

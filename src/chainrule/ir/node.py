@@ -253,6 +253,9 @@ class Var:
             raise ArgumentError(f"np.{func.__name__} on chainrule Vars takes no "
                                 f"{', '.join(unsupported)} argument; cr.{name}"
                                 f"{inspect.signature(fn)} is what it computes")
+        if name == "clip":  # np.clip(v, max=1): the other bound is None
+            call.setdefault("a_min", None)
+            call.setdefault("a_max", None)
         missing = [p for p, q in inspect.signature(fn).parameters.items()
                    if q.default is inspect.Parameter.empty and p not in call]
         if missing:  # np.where(c) (the indices where c holds): no twin

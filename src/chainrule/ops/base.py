@@ -118,15 +118,18 @@ def is_const_scalar(v: Var, x) -> bool:
     return 0 < c.size <= 4096 and bool(np.all(c == x))
 
 
-def is_exact_zero(v: Var, negative: bool) -> bool:
+def is_exact_zero(v: Var, negative: bool, result) -> bool:
     """Is ``v`` a constant zero that adds (``negative=True``: -0.0, as in
     ``x + -0.0``) or subtracts (``negative=False``: +0.0, as in ``x - 0.0``)
-    without changing any value? In floats ``x + 0.0`` is not ``x``: -0.0 +
-    0.0 is +0.0 (and 1 / that is inf, not -inf). Any integer zero is."""
+    without changing any value of a ``result`` node? In floats ``x + 0.0`` is
+    not ``x``: -0.0 + 0.0 is +0.0 (and 1 / that is inf, not -inf); an
+    integer or bool zero becomes +0.0 there. In integers any zero is."""
     if not is_const_scalar(v, 0):
         return False
     c = v._const
-    return c.dtype.kind not in "fc" or bool(np.all(np.signbit(c) == negative))
+    if c.dtype.kind not in "fc":
+        return result.dtype.kind not in "fc"
+    return bool(np.all(np.signbit(c) == negative))
 
 
 # -- shapes ------------------------------------------------------------------

@@ -292,9 +292,9 @@ def add(x, y):
     """Elementwise ``x + y`` with NumPy broadcasting."""
     x, y = lift_pair(x, y)
     node = apply(_add, (x, y))
-    if is_exact_zero(y, True) and _same_type(x, node):
+    if is_exact_zero(y, True, node) and _same_type(x, node):
         return x
-    if is_exact_zero(x, True) and _same_type(y, node):
+    if is_exact_zero(x, True, node) and _same_type(y, node):
         return y
     return node
 
@@ -303,9 +303,9 @@ def subtract(x, y):
     """Elementwise ``x - y``."""
     x, y = lift_pair(x, y)
     node = apply(_sub, (x, y))
-    if is_exact_zero(y, False) and _same_type(x, node):
+    if is_exact_zero(y, False, node) and _same_type(x, node):
         return x
-    if is_exact_zero(x, True) and _same_type(y, node):  # -0.0 - y is -y
+    if is_exact_zero(x, True, node) and _same_type(y, node):  # -0.0 - y is -y
         return negative(y)
     return node
 

@@ -282,6 +282,16 @@ _max_op, max = _reduction("max", np.max, _extreme_vjp, _extreme_jvp, dtype_fn=_k
 _min_op, min = _reduction("min", np.min, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype)
 
 
+def _empty_axis(node) -> bool:
+    """NumPy's max (and what is built on it) raises over an axis of size 0."""
+    axes = node.attrs[0]
+    x = node.inputs[0]
+    return any(x.shape[a] == 0 for a in ((axes,) if isinstance(axes, int) else axes))
+
+
+_max_op.may_raise = _min_op.may_raise = _empty_axis
+
+
 # -- prod: d prod / d x_i is the product of the others, zeros included --------
 
 def _prod_partials(out):
@@ -646,3 +656,5 @@ for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _prod_of_others_op, _
 _count_op.batch = _batch_count
 _sum_to_like_op.batch = _batch_sum_to_like
 _sum_to_like_op.aliases = True  # returns its input when no sum is needed
+
+_lse_op.may_raise = _softmax_op.may_raise = _log_softmax_op.may_raise = _empty_axis

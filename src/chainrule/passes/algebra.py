@@ -84,9 +84,9 @@ def _folded(value, dtype):
 def add_zero(n):
     """x + -0.0 -> x (and x + 0 in integers; x + 0.0 is +0.0 for x = -0.0)"""
     a, b = n.inputs
-    if is_exact_zero(b, True) and _same(a, n):
+    if is_exact_zero(b, True, n) and _same(a, n):
         return a
-    if is_exact_zero(a, True) and _same(b, n):
+    if is_exact_zero(a, True, n) and _same(b, n):
         return b
 
 
@@ -94,7 +94,7 @@ def add_zero(n):
 def sub_zero(n):
     """x - 0 -> x"""
     a, b = n.inputs
-    if is_exact_zero(b, False) and _same(a, n):
+    if is_exact_zero(b, False, n) and _same(a, n):
         return a
 
 
@@ -102,7 +102,7 @@ def sub_zero(n):
 def zero_sub(n):
     """-0.0 - x -> -x (and 0 - x in integers; 0.0 - 0.0 is +0.0, -0.0 is not)"""
     a, b = n.inputs
-    if is_exact_zero(a, True) and _same(b, n):
+    if is_exact_zero(a, True, n) and _same(b, n):
         return ops.negative(b)
 
 
