@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .ir import flatten, topo_order
@@ -55,16 +57,14 @@ def _attrs_text(node):
 
 
 def _fresh_label(name, k, taken, seen):
-    """A name for a shared subexpression: its own name, or t<k>, made unique
-    against the labels given so far and (for t<k>) every name in the graph."""
-    if name and name not in seen:
-        label = name
+    """A name for a shared subexpression: its own name (else name_2, ...),
+    or t<k> (t<k+1>, ...), unique among the labels ``seen`` so far and, but
+    for its own name, every name ``taken`` in the graph."""
+    if name:
+        candidates = itertools.chain([name], (f"{name}_{j}" for j in itertools.count(2)))
     else:
-        stem = name or "t"
-        label = f"{stem}{k}" if not name else f"{stem}_2"
-        while label in seen or (label in taken and label != name):
-            k += 1
-            label = f"{stem}{k}" if not name else f"{stem}_{k}"
+        candidates = (f"t{j}" for j in itertools.count(k))
+    label = next(c for c in candidates if c not in seen and (c == name or c not in taken))
     seen.add(label)
     return label
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..errors import NotDifferentiableError
 from ..ir import depends_on, flatten, topo_order, without_gc
-from ..ops.base import describe, fmt_shape, is_float, zeros_for
+from ..ops.base import compatible_shapes, describe, fmt_shape, is_float, zeros_for
 from ..ir.node import derivative_nodes
-from .reverse import _compatible, seeds_for, wrt_leaves
+from .reverse import seeds_for, wrt_leaves
 from .stable import StableForms
 
 
@@ -62,7 +62,7 @@ def _push(node, tan):
             f"; wrap it in cr.stop_gradient if that is intended")
     t = node.op.jvp(node, ts)
     if t is not None:
-        if not _compatible(t.shape, node.shape):
+        if not compatible_shapes(t.shape, node.shape):
             raise AssertionError(
                 f"internal error: the JVP of {node.op.name} gave a tangent of shape "
                 f"{fmt_shape(t.shape)} for {describe(node)}")

@@ -14,12 +14,8 @@ from ..errors import (ArgumentError, DisconnectedError, DTypeError, InputError,
                       NotDifferentiableError, ShapeError)
 from ..ir import Var, depends_on, flatten, topo_order, without_gc
 from ..ir.node import derivative_nodes, next_id
-from ..ops.base import describe, fmt_shape, is_float, lift, zeros_for
+from ..ops.base import compatible_shapes, describe, fmt_shape, is_float, lift, zeros_for
 from .stable import StableForms
-
-
-def _compatible(a, b) -> bool:
-    return a == b or len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 def _total(contribs):
@@ -87,7 +83,7 @@ def _send(node, g, live, pending):
     for inp, gi, need in zip(node.inputs, grads, needs):
         if gi is None or not need:
             continue
-        if not _compatible(gi.shape, inp.shape):
+        if not compatible_shapes(gi.shape, inp.shape):
             raise AssertionError(
                 f"internal error: the VJP of {node.op.name} gave a cotangent of "
                 f"shape {fmt_shape(gi.shape)} for {describe(inp)}")
@@ -232,7 +228,7 @@ def as_seed(value, like: Var, what: str) -> Var:
                              f"{like.label()} {fmt_shape(like.shape)}, got {value!r:.60} (a "
                              f"list of Vars is not one Var: cr.stack makes one)")
         v = lift(arr.astype(like.dtype, copy=False))
-    if not _compatible(v.shape, like.shape):
+    if not compatible_shapes(v.shape, like.shape):
         raise ShapeError(f"{what}: expected shape {fmt_shape(like.shape)} to match "
                          f"{like.label()}, got {describe(v)}")
     if v.dtype != like.dtype and is_float(like):

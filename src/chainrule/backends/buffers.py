@@ -23,7 +23,8 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ..ops.base import fixed_at, unknown_axes
-from .program import MIN_ELEMENTS, known_size, may_fail, nominal_size
+from ..ops.base import may_fail
+from .program import MIN_ELEMENTS, known_size, nominal_size
 
 # With unknown dims (a batch size, say) the size is known at run time only:
 # an array whose known dims alone hold this many elements is taken to be

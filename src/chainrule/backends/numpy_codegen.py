@@ -229,7 +229,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             else:
                 expr = op.emit(node.attrs, *operands)
             # the helpers this statement calls (an op may declare several)
-            helpers.update((h, src) for h, src in op.helpers.items() if f"{h}(" in expr)
+            if op.helpers:
+                helpers.update((h, src) for h, src in op.helpers.items() if f"{h}(" in expr)
             if pool and not node.name:
                 nm = pool.pop()
             else:

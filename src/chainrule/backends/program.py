@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..ir import Var, topo_order
-from ..ops.base import may_fail  # noqa: F401 (the buffer plan's)
 
 
 @dataclass

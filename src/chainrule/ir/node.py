@@ -215,9 +215,10 @@ class Var:
         name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
         fn = getattr(cr, name, None) if method == "__call__" and not kwargs else None
         if not callable(fn):
-            raise ArgumentError(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
-                                f" does not take chainrule Vars{' with ' + ', '.join(kwargs) if kwargs else ''}"
-                                f"; use the cr functions (cr.{name} if it exists) on Vars")
+            call = ufunc.__name__ + ("" if method == "__call__" else "." + method)
+            extra = " with " + ", ".join(kwargs) if kwargs else ""
+            raise ArgumentError(f"np.{call} does not take chainrule Vars{extra}; use the cr "
+                                f"functions (cr.{name} if it exists) on Vars")
         return fn(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -238,7 +239,8 @@ class Var:
             bound = theirs.bind(*args, **kwargs)
         except (TypeError, ValueError) as e:
             raise ArgumentError(f"np.{func.__name__}: {e}") from None
-        ours = list(inspect.signature(fn).parameters)
+        sig = inspect.signature(fn)
+        ours = list(sig.parameters)
         call, unsupported = {}, []
         for k, (pname, v) in enumerate(bound.arguments.items()):
             if theirs.parameters[pname].kind is inspect.Parameter.VAR_KEYWORD:
@@ -251,16 +253,16 @@ class Var:
                 unsupported.append(pname)
         if unsupported:
             raise ArgumentError(f"np.{func.__name__} on chainrule Vars takes no "
-                                f"{', '.join(unsupported)} argument; cr.{name}"
-                                f"{inspect.signature(fn)} is what it computes")
+                                f"{', '.join(unsupported)} argument; cr.{name}{sig} is "
+                                f"what it computes")
         if name == "clip":  # np.clip(v, max=1): the other bound is None
             call.setdefault("a_min", None)
             call.setdefault("a_max", None)
-        missing = [p for p, q in inspect.signature(fn).parameters.items()
+        missing = [p for p, q in sig.parameters.items()
                    if q.default is inspect.Parameter.empty and p not in call]
         if missing:  # np.where(c) (the indices where c holds): no twin
             raise ArgumentError(f"np.{func.__name__} on chainrule Vars needs "
-                                f"{', '.join(missing)} too: cr.{name}{inspect.signature(fn)}")
+                                f"{', '.join(missing)} too: cr.{name}{sig}")
         return fn(**call)
 
 

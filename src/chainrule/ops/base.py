@@ -161,6 +161,18 @@ def fixed_at(o, axes) -> bool:
     return all(-a > o.ndim or o.shape[a] == 1 for a in axes)
 
 
+def compatible_shapes(a, b) -> bool:
+    """Can shapes ``a`` and ``b`` be the same at run time (equal where both
+    sizes are known)?"""
+    return a == b or len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def unknown_sizes(node) -> bool:
+    """Has ``node`` or one of its operands a size known at run time only?"""
+    return any(d is None for v in (node, *node.inputs) for d in v.shape)
+
+
 def may_fail(node, check_finite: bool = False) -> bool:
     """Can computing ``node`` raise at run time? When a dim is unknown (a
     size mismatch shows only then), when its op says so for some values, or
@@ -170,7 +182,7 @@ def may_fail(node, check_finite: bool = False) -> bool:
         return False
     if check_finite and node.dtype.kind in "fc":
         return True
-    if any(d is None for v in (node, *node.inputs) for d in v.shape):
+    if unknown_sizes(node):
         return True
     r = node.op.may_raise
     return bool(r(node) if callable(r) else r)

@@ -32,7 +32,8 @@ def _expand(g, x, axes, keepdims):
     return broadcast_like(g, x)
 
 
-def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, helpers=None):
+def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, helpers=None,
+               may_raise=False):
     def infer(attrs, x):
         axes, keepdims = attrs
         dt = dtype_fn(x) if dtype_fn else probe_dtype(name, lambda a: fn(a, axis=None), x)
@@ -43,7 +44,7 @@ def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, hel
         impl=lambda attrs, x: fn(x, axis=attrs[0], keepdims=attrs[1]),
         vjp=vjp, jvp=jvp,
         emit=lambda attrs, x: _method_call(fn.__name__, x, attrs),
-        emit_node=emit_node, helpers=helpers or {},
+        emit_node=emit_node, helpers=helpers or {}, may_raise=may_raise,
         flops=lambda node: flops * _size(node.inputs[0]),
     ))
 
@@ -78,6 +79,17 @@ _BLAS_SUM = (np.dtype(np.float32), np.dtype(np.float64))
 _PAIRWISE_BLOCK = 128  # NumPy sums a contiguous run longer than this pairwise
 
 
+def _last_axis_ones(shape, dtype, axis, const, keepdims):
+    """The name of a constant vector of ones (a column with ``keepdims``)
+    that sums the last axis of a ``shape``/``dtype`` array as a product, or
+    None where that would not keep NumPy's numbers (see :func:`_sum_text`)."""
+    n = shape[axis] if shape else None
+    if (const is None or dtype not in _BLAS_SUM or axis != len(shape) - 1 or n is None
+            or not 0 < n <= _PAIRWISE_BLOCK):
+        return None
+    return const(np.ones((n, 1) if keepdims else (n,), dtype), "ones")
+
+
 def _sum_text(src, x, attrs, const):
     """``x @ ones``: a sum over the last or second-to-last axis of a float32/
     float64 array as a product with a constant vector of ones, which BLAS
@@ -101,8 +113,9 @@ def _sum_text(src, x, attrs, const):
     if const is None or len(axes) != 1 or src.dtype not in _BLAS_SUM:
         return plain
     axis, n = axes[0], src.shape[axes[0]]
-    if axis == src.ndim - 1 and n is not None and 0 < n <= _PAIRWISE_BLOCK:
-        product = f"{x} @ {const(np.ones((n, 1) if keepdims else (n,), src.dtype), 'ones')}"
+    last = _last_axis_ones(src.shape, src.dtype, axis, const, keepdims)
+    if last is not None:
+        product = f"{x} @ {last}"
     elif axis == src.ndim - 2 and src.shape[-1] is not None and src.shape[-1] > 1:
         if n is None:  # a batch size known at run time
             shape = f"(1, {x}.shape[{axis}])" if keepdims else f"{x}.shape[{axis}]"
@@ -278,10 +291,6 @@ def _keep_dtype(x):
     return x.dtype
 
 
-_max_op, max = _reduction("max", np.max, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype)
-_min_op, min = _reduction("min", np.min, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype)
-
-
 def _empty_axis(node) -> bool:
     """NumPy's max (and what is built on it) raises over an axis of size 0."""
     axes = node.attrs[0]
@@ -289,7 +298,10 @@ def _empty_axis(node) -> bool:
     return any(x.shape[a] == 0 for a in ((axes,) if isinstance(axes, int) else axes))
 
 
-_max_op.may_raise = _min_op.may_raise = _empty_axis
+_max_op, max = _reduction("max", np.max, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype,
+                          may_raise=_empty_axis)
+_min_op, min = _reduction("min", np.min, _extreme_vjp, _extreme_jvp, dtype_fn=_keep_dtype,
+                          may_raise=_empty_axis)
 
 
 # -- prod: d prod / d x_i is the product of the others, zeros included --------
@@ -425,11 +437,8 @@ def _on_float(emit, with_ones=False):
             x = f"{x}.astype({dtype_expr(node.dtype)})"
         if not with_ones:
             return emit(node.attrs, x)
-        axis, ones = node.attrs[0], None
-        n = src.shape[axis] if src.ndim else None
-        if (const is not None and node.dtype in _BLAS_SUM and n is not None
-                and 0 < n <= _PAIRWISE_BLOCK and axis == src.ndim - 1):
-            ones = const(np.ones((n, 1), node.dtype), "ones")
+        # the helper sums exp(x), in the node's float dtype
+        ones = _last_axis_ones(src.shape, node.dtype, node.attrs[0], const, True)
         return emit(node.attrs, x, ones)
     return emit_node
 
@@ -471,6 +480,7 @@ _lse_op = register(Op(
     emit=_lse_code,
     emit_node=_on_float(_lse_code),
     helpers={"_logsumexp": _LOGSUMEXP_SRC},
+    may_raise=_empty_axis,
     flops=lambda node: 12.0 * _size(node.inputs[0]),
 ))
 
@@ -513,12 +523,15 @@ def _log_softmax_impl(attrs, x):
     return _log_softmax(_as_float(x), attrs[0])
 
 
-def _softmax_code(attrs, x, ones=None):
-    return f"_softmax({x}, axis={attrs[0]}{'' if ones is None else ', ones=' + ones})"
+def _normalizer_code(helper):
+    """The template calling ``helper(x, axis=...)`` (with ``ones=`` if given)."""
+    def code(attrs, x, ones=None):
+        return f"{helper}({x}, axis={attrs[0]}{'' if ones is None else ', ones=' + ones})"
+    return code
 
 
-def _log_softmax_code(attrs, x, ones=None):
-    return f"_log_softmax({x}, axis={attrs[0]}{'' if ones is None else ', ones=' + ones})"
+_softmax_code = _normalizer_code("_softmax")
+_log_softmax_code = _normalizer_code("_log_softmax")
 
 
 def _softmax_lin(out, v):
@@ -550,6 +563,7 @@ _softmax_op = register(Op(
     emit=_softmax_code,
     emit_node=_on_float(_softmax_code, with_ones=True),
     helpers={"_softmax": _SOFTMAX_SRC},
+    may_raise=_empty_axis,
     flops=lambda node: 8.0 * _size(node),
 ))
 
@@ -561,6 +575,7 @@ _log_softmax_op = register(Op(
     emit=_log_softmax_code,
     emit_node=_on_float(_log_softmax_code, with_ones=True),
     helpers={"_log_softmax": _LOG_SOFTMAX_SRC},
+    may_raise=_empty_axis,
     flops=lambda node: 8.0 * _size(node),
 ))
 
@@ -656,5 +671,3 @@ for _op in (_sum_op, _mean_op, _max_op, _min_op, _prod_op, _prod_of_others_op, _
 _count_op.batch = _batch_count
 _sum_to_like_op.batch = _batch_sum_to_like
 _sum_to_like_op.aliases = True  # returns its input when no sum is needed
-
-_lse_op.may_raise = _softmax_op.may_raise = _log_softmax_op.may_raise = _empty_axis

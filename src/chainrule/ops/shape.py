@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, DTypeError, InputError, ShapeError
-from .base import (Op, Var, broadcast_shapes, describe, fmt_shape, from_source, is_float, lift,
-                   make_node, normalize_axis, register, shape_known, sum_to)
+from .base import (Op, Var, broadcast_shapes, compatible_shapes, describe, fmt_shape,
+                   from_source, is_float, lift, make_node, normalize_axis, register,
+                   shape_known, sum_to)
 from .elementwise import _size, apply
 
 
@@ -330,8 +331,7 @@ def shape_as(x, ref):
     """``x``, checked at run time to have exactly ``ref``'s shape (no
     broadcasting): a user's seed for an output with unknown dims."""
     x, ref = lift(x), lift(ref)
-    if x.ndim != ref.ndim or not all(a is None or b is None or a == b
-                                     for a, b in zip(x.shape, ref.shape)):
+    if not compatible_shapes(x.shape, ref.shape):
         raise ShapeError(f"shape_as: {describe(x)} cannot have the shape of {describe(ref)}")
     if shape_known(x.shape) and x.shape == ref.shape:
         return x

@@ -50,7 +50,9 @@ def dce(outputs):
 PASSES = {"cse": cse, "constant_fold": constant_fold, "simplify": simplify,
           "stabilize": stabilize, "collect": collect, "dce": dce}
 DEFAULT_PIPELINE = ("cse", "stabilize", "simplify", "dce")
-MAX_COLLECT_ROUNDS = 8  # a collected graph can expose more like terms (6 rounds: the 6th derivative of log(1 + x * x) / (x + 2))
+# a collected graph can expose more like terms (the 6th derivative of
+# log(1 + x * x) / (x + 2) takes 6 rounds)
+MAX_COLLECT_ROUNDS = 8
 
 
 def optimize_vars(outputs, passes=None, report=None):

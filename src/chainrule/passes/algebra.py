@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ops.base import constant_var, is_exact_zero, same_runtime_shape
+from ..ops.base import constant_var, is_exact_zero, same_runtime_shape, unknown_sizes
 from .facts import (const, fits_float, is_value, known_finite, known_nonneg, known_positive,
                     never_inf, safe, uniform)
 from .rewrite import RuleTable
@@ -37,7 +37,7 @@ def _droppable(node, kept=()) -> bool:
     dropped = [i for i in node.inputs if all(i is not k for k in kept)]
     if not dropped:
         return True
-    if any(d is None for v in (node, *node.inputs) for d in v.shape):
+    if unknown_sizes(node):
         return False
     return all(safe(i) for i in dropped)
 
