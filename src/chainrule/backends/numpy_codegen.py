@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..ops.base import dtype_expr, uniform_entry
+from . import fusion
 from .buffers import BufferPlan
 from .gemm import HELPER as GEMM_HELPER
 from .gemm import alpha_code, check_available, fusable_update
@@ -31,11 +32,11 @@ from .vecmath import check_available as vecmath_check
 from .vecmath import prepare as vecmath_prepare
 from .vecmath import used_functions
 
-# Names the generated module needs as they are: NumPy, the function itself,
+# Names the generated module needs as they are: NumPy, Numba, the function itself,
 # and the builtins that hoisted constants and helpers call (bytes, range,
 # tuple, ...). A user's name never starts with "_" (sanitize strips it), so
 # the helpers' names are safe too.
-_RESERVED = {"np", "compiled"} | set(dir(builtins))
+_RESERVED = {"np", "compiled", "numba"} | set(dir(builtins))
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
 
 
@@ -126,12 +127,16 @@ def _inline_ok(const, consumer) -> bool:
 
 def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = False,
              line_nodes: dict | None = None, reuse: bool = True, blas: str | None = None,
-             vecmath: str | None = None):
+             vecmath: str | None = None, fuse: str | None = None,
+             kernels: dict | None = None):
     """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
     (if given) with the line number of each node's statement -> the node.
     ``blas="scipy"`` fuses ``p - A @ B`` parameter updates into one BLAS
     gemm (see :mod:`.gemm`); ``vecmath="libmvec"`` binds ``np`` to NumPy with
-    glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`)."""
+    glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`);
+    ``fuse="numba"`` computes chains of elementwise ops and their sums in
+    Numba loops (see :mod:`.fusion`), and fills ``kernels`` (if given) with
+    each loop's name -> the nodes it takes as arguments."""
     namer = Namer()
     namer.used.add(fn_name)
     names = {}
@@ -173,7 +178,12 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         return names[node.id]
 
     keep = {v.id for v in prog.outputs} | {v.id for _, v in prog.updates}
-    order = prog.order
+    groups, order = [], prog.order
+    if fuse and not check_finite:
+        exclude = _gemm_candidates(prog) if blas else ()
+        order = fusion.schedule(order, exclude)
+        groups = fusion.plan(order, keep, exclude)
+        order = fusion.steps(order, groups)  # a group's nodes -> one loop step
     dying = last_uses(order, keep)
     locals_ = set()
     # In a long program a dead temporary's name is reused by the next one
@@ -184,17 +194,49 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     plan = BufferPlan(order, keep, prog.updates, check_finite) \
         if pool is None and reuse else None
     body_nodes = []
-    fuse = bool(blas) and plan is not None and not check_finite
+    gemm = bool(blas) and plan is not None and not check_finite
     fused_away = set()  # ids of nodes emitted with a fused gemm before them
+
+    def bind(node):
+        """A fresh name for node's value (a dead temporary's in a long program)."""
+        if pool and not node.name:
+            nm = pool.pop()
+        else:
+            nm = namer.fresh(node.name)
+            if pool is not None and not node.name:
+                temps.add(nm)
+        names[node.id] = nm
+        locals_.add(node.id)
+        return nm
+
     for i, node in enumerate(order):
         if plan is not None:
             plan.at(i)
         stale = []
         fused = None
-        if fuse and node.op.name == "matmul":
+        if gemm and node.op.name == "matmul":
             fused = fusable_update(order, i, plan)
         if node.id in fused_away:
             pass
+        elif isinstance(node, fusion.Loop):
+            # the loop writes into arrays made here, or into dead buffers
+            for r in fusion.results(node.group):
+                target = plan.choose(fusion.Written(r), i) \
+                    if plan is not None else None
+                nm = bind(r)
+                dt = dtype_expr(r.dtype)
+                body.append(f"{nm} = {target[1] if target else f'np.empty({r.shape}, {dt})'}")
+                if plan is not None:
+                    stale += plan.record(r, nm, None if target is None else target[0])
+            kname = namer.fresh(None, "_fused")
+            src, params = fusion.kernel_source(
+                node.group, kname, lambda x: ref(x, None), lambda c: _scalar_literal(c._const),
+                lambda prefix: namer.fresh(None, prefix))
+            helpers[kname] = src
+            if kernels is not None:
+                kernels[kname] = params
+            body_nodes.append((len(body), node.group.nodes[-1]))
+            body.append(f"{kname}({fusion.call_args(params, lambda x: ref(x, None))})")
         elif fused is not None:
             replaced, nxt, (buf, target), (sign, scale) = fused
             fused_away.update(r.id for r in replaced)
@@ -231,14 +273,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             # the helpers this statement calls (an op may declare several)
             if op.helpers:
                 helpers.update((h, src) for h, src in op.helpers.items() if f"{h}(" in expr)
-            if pool and not node.name:
-                nm = pool.pop()
-            else:
-                nm = namer.fresh(node.name)
-                if pool is not None and not node.name:
-                    temps.add(nm)
-            names[node.id] = nm
-            locals_.add(node.id)
+            nm = bind(node)
             if plan is not None:
                 stale = plan.record(node, nm, None if target is None else target[0])
             body_nodes.append((len(body), node))
@@ -270,6 +305,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                    "log, ... from glibc's libmvec"]
     else:
         imports = ["import numpy as np"]
+    if groups:
+        imports.append("import numba  # compiles the _fused loops")
     lines = header + imports + [""]
     if check_finite:
         helpers["_finite"] = (
@@ -290,6 +327,17 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     lines += ["    " + b for b in body]
     lines.append(f"    return [{', '.join(outs)}], [{', '.join(upds)}]")
     return "\n".join(lines) + "\n", args
+
+
+def _gemm_candidates(prog) -> set:
+    """Ids of nodes ``blas="scipy"`` may compute in a gemm (a parameter's new
+    value ``p - c * M`` and its ``c * M``): they stay out of fused loops."""
+    ids = set()
+    for p, v in prog.updates:
+        if v.op.name in ("subtract", "add") and any(i is p for i in v.inputs):
+            ids.add(v.id)
+            ids.update(i.id for i in v.inputs if i.op.name == "multiply")
+    return ids
 
 
 def load_source(source: str, fn_name: str, extra_globals=None):
@@ -314,16 +362,19 @@ def _finite_check(v, where):
 
 
 def compile_program(prog: Program, check_finite: bool = False, blas: str | None = None,
-                    vecmath: str | None = None):
+                    vecmath: str | None = None, fuse: str | None = None):
     check_available(blas)
     vecmath_check(vecmath)
-    line_nodes = {}
+    fusion.check_available(fuse)
+    line_nodes, kernels = {}, {}
     source, _ = generate(prog, check_finite=check_finite, line_nodes=line_nodes, blas=blas,
-                         vecmath=vecmath)
+                         vecmath=vecmath, fuse=fuse, kernels=kernels)
     if vecmath:  # compile the kernels the source calls before returning
         vecmath_prepare(used_functions(source), {n.dtype for n in prog.order})
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
+    for kname, params in kernels.items():  # compile the fused loops now too
+        fusion.warm_up(fn.__globals__[kname], kname, params)
     code = fn.__code__
     # ``fn`` takes the inputs then the parameters positionally; ``locate``
     # maps an error it raised to the node whose statement raised it.

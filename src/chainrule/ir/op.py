@@ -17,7 +17,12 @@ An :class:`Op` bundles
   code depends on its operands' shapes or dtypes declares
   ``emit_node(node, *arg_exprs, const)`` instead, given the node itself
   (``const(array)`` returns the name of a module-level constant holding
-  ``array``, for a lowering that needs one).
+  ``array``, for a lowering that needs one);
+* ``scalar(attrs, *elem_exprs) -> str`` (elementwise ops, optional): one
+  element of the result from its operands' elements, for the loops of fused
+  kernels (``fuse="numba"``); ``accumulate(acc, elem) -> str`` (reductions,
+  optional) adds one element into a running result that starts at
+  ``identity``.
 
 Ops are registered by name, so a graph serialises as op names plus
 attributes. Adding an op touches only the module that declares it.
@@ -66,6 +71,15 @@ class Op:
     # code generator calls it instead of ``emit`` (it may read shapes and
     # dtypes; ``const(array) -> name`` hoists a constant it needs).
     emit_node: Callable[..., str] | None = None
+    # Optional fused-loop templates (see the module docstring): an
+    # elementwise op's ``scalar(attrs, *elem_exprs)``, computing one element
+    # in the operands' dtype with IEEE operations NumPy's loop also does (so
+    # a fused kernel gives NumPy's numbers bit for bit); a reduction's
+    # ``accumulate(acc, elem)`` and the ``identity`` its running value
+    # starts from.
+    scalar: Callable[..., str] | None = None
+    accumulate: Callable[..., str] | None = None
+    identity: float | None = None
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

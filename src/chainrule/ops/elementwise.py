@@ -65,7 +65,8 @@ def _unary_jvp(deriv):
     return jvp
 
 
-def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None, emit_node=None):
+def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None, emit_node=None,
+          scalar=None):
     """Declare ``name(x) = fn(x)`` elementwise with ``f'(x) = deriv(x, y)``
     (``y`` is the op's output; ``deriv=None`` means f' = 0 everywhere)."""
     op = register(Op(
@@ -80,6 +81,7 @@ def unary(name, fn, deriv, emit=None, helpers=None, flops=1.0, ufunc=None, emit_
         elementwise=True,
         helpers=helpers or {},
         flops=lambda node: flops * _size(node),
+        scalar=scalar,
     ))
 
     def build(x):
@@ -122,8 +124,8 @@ exp = unary("exp", np.exp, lambda x, y: y)
 log = unary("log", np.log, lambda x, y: 1 / x)
 log1p = unary("log1p", np.log1p, lambda x, y: 1 / (1 + x))
 expm1 = unary("expm1", np.expm1, lambda x, y: y + 1)
-sqrt = unary("sqrt", np.sqrt, lambda x, y: 0.5 / y)
-square = unary("square", np.square, lambda x, y: 2 * x)
+sqrt = unary("sqrt", np.sqrt, lambda x, y: 0.5 / y, scalar=lambda a, x: f"np.sqrt({x})")
+square = unary("square", np.square, lambda x, y: 2 * x, scalar=lambda a, x: f"{x} * {x}")
 sin = unary("sin", np.sin, lambda x, y: cos(x))
 cos = unary("cos", np.cos, lambda x, y: -sin(x))
 tan = unary("tan", np.tan, lambda x, y: 1 + square(y))
@@ -158,6 +160,7 @@ _negative_op = register(Op(
     elementwise=True,
     flops=_size,
     ufunc="np.negative",
+    scalar=lambda attrs, x: f"-{x}",
 ))
 
 
@@ -199,7 +202,7 @@ def _binary_jvp(px, py):
 
 
 def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False,
-           emit_node=None):
+           emit_node=None, scalar=None):
     """Declare an elementwise binary op from its two partials, each written
     as ``p(g, x, y, out) = g * df/d(arg)`` (linear in ``g``)."""
     return register(Op(
@@ -215,7 +218,14 @@ def binary(name, fn, px, py, emit, commutative=False, flops=1.0, may_raise=False
         elementwise=True,
         flops=lambda node: flops * _size(node),
         ufunc=f"np.{name}",
+        scalar=scalar,
     ))
+
+
+def _infix(symbol):
+    """``x <symbol> y``: the array statement, and one element of it in a
+    fused loop (whose operands are plain names)."""
+    return lambda attrs, x, y: f"{x} {symbol} {y}"
 
 
 def _maximum_mask(x, y, out):
@@ -225,13 +235,15 @@ def _maximum_mask(x, y, out):
 
 
 _add = binary("add", np.add, lambda g, x, y, o: g, lambda g, x, y, o: g,
-              lambda a, x, y: f"{x} + {y}", commutative=True)
+              _infix("+"), commutative=True, scalar=_infix("+"))
 _sub = binary("subtract", np.subtract, lambda g, x, y, o: g, lambda g, x, y, o: -g,
-              lambda a, x, y: f"{x} - {y}")
+              _infix("-"), scalar=_infix("-"))
 _mul = binary("multiply", np.multiply, lambda g, x, y, o: g * y,
-              lambda g, x, y, o: g * x, lambda a, x, y: f"{x} * {y}", commutative=True)
+              lambda g, x, y, o: g * x, _infix("*"), commutative=True,
+              scalar=_infix("*"))
 _div = binary("divide", np.divide, lambda g, x, y, o: g / y,
-              lambda g, x, y, o: -(g * o) / y, lambda a, x, y: f"{x} / {y}")
+              lambda g, x, y, o: -(g * o) / y, _infix("/"),
+              scalar=_infix("/"))
 # d/dx x**y = y * x**(y-1): finite for negative x with a constant exponent,
 # never taken through log(x).
 def _pow_dx(g, x, y, o):

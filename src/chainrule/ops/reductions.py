@@ -33,7 +33,7 @@ def _expand(g, x, axes, keepdims):
 
 
 def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, helpers=None,
-               may_raise=False):
+               may_raise=False, accumulate=None, identity=None):
     def infer(attrs, x):
         axes, keepdims = attrs
         dt = dtype_fn(x) if dtype_fn else probe_dtype(name, lambda a: fn(a, axis=None), x)
@@ -46,6 +46,7 @@ def _reduction(name, fn, vjp, jvp, dtype_fn=None, flops=1.0, emit_node=None, hel
         emit=lambda attrs, x: _method_call(fn.__name__, x, attrs),
         emit_node=emit_node, helpers=helpers or {}, may_raise=may_raise,
         flops=lambda node: flops * _size(node.inputs[0]),
+        accumulate=accumulate, identity=identity,
     ))
 
     def build(x, axis=None, keepdims=False):
@@ -172,8 +173,10 @@ def _sum_dtype(x):
     return np.sum(np.ones((1,), x.dtype)).dtype
 
 
+# a fused loop's running sum starts at 0.0, as NumPy's does (a sum of -0.0s is +0.0)
 _sum_op, sum = _reduction("sum", np.sum, _sum_vjp, _sum_jvp, dtype_fn=_sum_dtype,
-                          emit_node=_sum_code, helpers={"_ones": _ONES_SRC})
+                          emit_node=_sum_code, helpers={"_ones": _ONES_SRC},
+                          accumulate=lambda acc, x: f"{acc} + {x}", identity=0.0)
 
 
 # -- mean --------------------------------------------------------------------

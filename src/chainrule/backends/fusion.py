@@ -1,0 +1,385 @@
+"""Fused loops (opt-in: ``cr.function(..., fuse="numba")``).
+
+NumPy makes one pass over memory per op, and each call costs about a
+microsecond however small its arrays: ``(1 - h * h) * g`` then its column
+sums take four passes, three temporaries and four calls. With
+``fuse="numba"`` the code generator groups such chains (elementwise ops of
+one shape, and sums of them over one axis) into one loop, written out as a
+Python function in the generated module and compiled by Numba:
+
+    @numba.njit(error_model="numpy")
+    def _fused1(t3, t19):
+        _o1 = np.empty((128, 256), np.float32)
+        ...
+        for _i in range(128):
+            for _j in range(256):
+                _a1 = t3[_i, _j]
+                _e1 = _a1 * _a1
+                ...
+
+What fuses is declared by the ops themselves: an elementwise op's
+``scalar`` template (one element from its operands' elements) and a
+reduction's ``accumulate``/``identity``. The elementwise templates are IEEE
+operations NumPy's loops do too (``+ - * /``, negation, square, sqrt), so a
+fused value is NumPy's bit for bit; a fused sum adds in plain order, so its
+last bits may differ from NumPy's pairwise sum. Transcendental functions do
+not fuse: Numba would call the C library once per element, where NumPy (or
+``vecmath="libmvec"``) runs vectorised code.
+
+Only float32 and float64 arrays of one or two dimensions, every size known
+at compile time, fuse; an operand may broadcast (a bias row, a column, a
+0-d value). A group is emitted where its last member was, so it must not
+be read before: the first statement outside a group that reads one of its
+values closes it. Fused kernels never warn on floating-point errors (NumPy
+does, for an overflow or 0/0); ``check_finite`` turns fusion off.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from ..errors import ChainruleError
+from ..ops.base import dtype_expr
+
+FUSE_CHOICES = (None, "numba")
+MAX_NODES = 48  # per kernel: Numba's compile time grows with the loop body
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_choice(fuse):
+    if fuse not in FUSE_CHOICES:
+        raise ChainruleError(f"function: fuse={fuse!r} is not a choice; use None "
+                             f"(NumPy only) or 'numba'")
+
+
+def check_available(fuse):
+    """Raise a clear error when ``fuse`` asks for Numba and it is missing."""
+    check_choice(fuse)
+    if fuse is None:
+        return
+    try:
+        import numba
+    except ImportError as exc:
+        raise ChainruleError(
+            f"function: fuse='numba' needs Numba, which could not be imported ({exc}); "
+            f"`pip install numba` (or `pip install chainrule[vecmath]`), or leave "
+            f"fuse=None") from exc
+    if numba.config.DISABLE_JIT:
+        raise ChainruleError("function: fuse='numba' cannot run: NUMBA_DISABLE_JIT is "
+                             "set, so Numba compiles nothing; leave fuse=None")
+
+
+class Group:
+    """Nodes computed by one fused loop over ``shape``."""
+
+    def __init__(self, gid, shape, dtype):
+        self.gid, self.shape, self.dtype = gid, shape, dtype
+        self.nodes = []          # members and reductions, in program order
+        self.reductions = set()  # ids of the reductions among them
+        self.ids = set()
+        self.open = True
+        self.anchor = -1         # position of the last node: where the loop runs
+        self.externals = []      # operands read from outside, in first-use order
+        self.outputs = []        # nodes whose arrays the loop returns
+
+    def add(self, node, pos, reduction=False):
+        self.nodes.append(node)
+        self.ids.add(node.id)
+        if reduction:
+            self.reductions.add(node.id)
+        self.anchor = pos
+
+
+class _LoopOp:
+    """What the code generator and the buffer plan ask of a step's op."""
+    name = "fused_loop"
+    ufunc = None
+    aliases = False
+    elementwise = False
+    may_raise = False
+    helpers = types.MappingProxyType({})
+
+
+class Loop:
+    """A group's loop as one step of the program, in place of its nodes: it
+    reads the group's external operands and makes its results' arrays."""
+    op = _LoopOp()
+    is_leaf = False
+    shape = ()
+    ndim = 0
+    name = None
+
+    def __init__(self, group):
+        self.group = group
+        self.id = -1 - group.gid  # never a node's id
+        self.inputs = tuple(group.externals)
+        self.dtype = group.dtype
+
+
+def steps(order, groups) -> list:
+    """``order`` with each group's nodes replaced by its :class:`Loop`, at
+    the place of the group's last node."""
+    if not groups:
+        return list(order)
+    group_of = {n.id: g for g in groups for n in g.nodes}
+    out = []
+    for i, node in enumerate(order):
+        g = group_of.get(node.id)
+        if g is None:
+            out.append(node)
+        elif i == g.anchor:
+            out.append(Loop(g))
+    return out
+
+
+def _static(shape) -> bool:
+    return all(d is not None for d in shape)
+
+
+def operand_index(inp_shape, shape):
+    """How the loop over ``shape`` (indices ``_i``, ``_j``) reads one element
+    of an operand of ``inp_shape`` under NumPy broadcasting, or None if it
+    cannot (a larger operand)."""
+    if inp_shape == ():
+        return "[()]"
+    if len(inp_shape) > len(shape):
+        return None
+    loops = ("_i", "_j")[:len(shape)]
+    parts = []
+    for d, n, ix in zip(inp_shape, shape[len(shape) - len(inp_shape):],
+                        loops[len(shape) - len(inp_shape):]):
+        if d == n:
+            parts.append(ix)
+        elif d == 1:
+            parts.append("0")
+        else:
+            return None
+    return "[" + ", ".join(parts) + "]"
+
+
+def _elementwise_ok(node) -> bool:
+    op = node.op
+    if op.scalar is None or node.dtype not in _DTYPES or node.ndim not in (1, 2) \
+            or not _static(node.shape) or 0 in node.shape:
+        return False
+    return all(i.dtype == node.dtype and _static(i.shape)
+               and operand_index(i.shape, node.shape) is not None for i in node.inputs)
+
+
+def _reduction_ok(node) -> bool:
+    if node.op.accumulate is None or len(node.inputs) != 1:
+        return False
+    src = node.inputs[0]
+    axes = node.attrs[0]
+    return (src.ndim == 2 and node.dtype == src.dtype and tuple(axes) in ((0,), (1,))
+            and _static(src.shape))
+
+
+def schedule(order, exclude=()) -> list:
+    """``order`` with each fusable node's fusable consumers (elementwise ops
+    of its shape and dtype, sums of it) moved up to just after it when
+    their other operands are ready by then, so that no unrelated statement
+    reading the group sits between them and closes it (the depth-first order
+    puts an MLP's ``g @ W.T`` between ``g`` and its bias gradient ``sum(g)``).
+    Each node keeps its place otherwise."""
+    users: dict = {}
+    for n in order:
+        for inp in n.inputs:
+            lst = users.setdefault(inp.id, [])
+            if not lst or lst[-1] is not n:
+                lst.append(n)
+    done, out = set(), []
+
+    def joins(c, m):
+        if c.id in done or c.id in exclude:
+            return False
+        if _reduction_ok(c):
+            return True
+        return _elementwise_ok(c) and c.shape == m.shape and c.dtype == m.dtype
+
+    for n in order:
+        if n.id in done:
+            continue
+        out.append(n)
+        done.add(n.id)
+        if n.id in exclude or not _elementwise_ok(n):
+            continue
+        queue = [n]
+        while queue:
+            m = queue.pop()
+            if not _elementwise_ok(m):
+                continue  # a sum: its consumers are another group's
+            for c in users.get(m.id, ()):
+                if joins(c, m) and all(i.id in done or i.is_leaf for i in c.inputs):
+                    for i in c.inputs:
+                        if i.id not in done:  # a leaf the order lists later
+                            out.append(i)
+                            done.add(i.id)
+                    out.append(c)
+                    done.add(c.id)
+                    queue.append(c)
+    return out
+
+
+def plan(order, keep_ids, exclude=()) -> list:
+    """The groups worth a kernel (two nodes or more), in program order; the
+    ids in ``exclude`` fuse with nothing."""
+    group_of = {}
+    groups = []
+    for pos, node in enumerate(order):
+        g = None
+        elementwise = node.id not in exclude and _elementwise_ok(node)
+        if elementwise:
+            for inp in node.inputs:
+                h = group_of.get(inp.id)
+                if h is not None and h.open and inp.id not in h.reductions \
+                        and h.shape == node.shape and h.dtype == node.dtype \
+                        and len(h.nodes) < MAX_NODES \
+                        and not any(i.id in h.reductions for i in node.inputs):
+                    g = h
+                    break
+        elif node.id not in exclude and _reduction_ok(node):
+            h = group_of.get(node.inputs[0].id)
+            if h is not None and h.open and node.inputs[0].id not in h.reductions \
+                    and len(h.nodes) < MAX_NODES:
+                g = h
+        # a group read by a statement outside it must be computed before that
+        # statement: it takes no more members
+        for inp in node.inputs:
+            h = group_of.get(inp.id)
+            if h is not None and h is not g:
+                h.open = False
+        if g is None and elementwise:
+            g = Group(len(groups), node.shape, node.dtype)
+            groups.append(g)
+        if g is not None:
+            g.add(node, pos, reduction=not elementwise)
+            group_of[node.id] = g
+    kept = [g for g in groups if len(g.nodes) >= 2]
+    if not kept:
+        return []
+    outside = {}  # node id -> read by a node outside its group (or kept)?
+    for node in order:
+        for inp in node.inputs:
+            h = group_of.get(inp.id)
+            if h is not None and node.id not in h.ids:
+                outside[inp.id] = True
+    for g in kept:
+        seen = set()
+        for node in g.nodes:
+            if node.id in g.reductions:
+                continue
+            for inp in node.inputs:
+                if inp.id not in g.ids and inp.id not in seen:
+                    seen.add(inp.id)
+                    g.externals.append(inp)
+        g.outputs = [n for n in g.nodes if n.id in keep_ids or outside.get(n.id)]
+    return kept
+
+
+def results(group) -> list:
+    """The nodes whose arrays a group's loop writes, in order: its sums and
+    the members read outside it."""
+    out = {n.id for n in group.outputs}
+    return [n for n in group.nodes if n.id in group.reductions or n.id in out]
+
+
+class Written:
+    """Result ``node`` as the buffer plan should see it when a loop writes
+    it: an op without operands, so it takes a dead buffer from the pool, or
+    a new array, never the memory of an array the loop reads (which would
+    be correct, the loop reading [i, j] before writing it, but LLVM then
+    finds the arrays overlap and runs its scalar loop instead of the
+    vectorised one: 2.5 times slower, measured)."""
+
+    inputs = ()
+    is_leaf = False
+
+    def __init__(self, node):
+        self.id, self.op, self.name = node.id, node.op, node.name
+        self.shape, self.dtype, self.ndim = node.shape, node.dtype, node.ndim
+
+
+def kernel_source(group, kname, arg_name, literal, fresh):
+    """``(source, params)``: the loop computing ``group`` as a function, and
+    the nodes it takes as parameters: the external operands (0-d constants
+    are written in it as literals, ``literal(node)``), then the arrays it
+    writes the :func:`results` into (the caller makes them). ``arg_name``
+    names each parameter as the calling function does; ``fresh(prefix)``
+    gives the loop's own names (unique in the module, so none shadows a
+    parameter)."""
+    shape, dt = group.shape, dtype_expr(group.dtype)
+    loops = [fresh("_i"), fresh("_j")][:len(shape)]
+    full = ", ".join(loops)
+    params, pre, loads = [], [], []
+    elem = {}  # node id -> the expression of its element in the loop body
+    for ext in group.externals:
+        if ext.op.name == "constant" and ext.ndim == 0:
+            elem[ext.id] = fresh("_s")
+            pre.append(f"{elem[ext.id]} = {dt}({literal(ext)})")
+            continue
+        params.append(ext)
+        elem[ext.id] = var = fresh("_a")
+        index = operand_index(ext.shape, shape)
+        if index == "[()]":  # the same value everywhere: a scalar (see call_args)
+            pre.append(f"{var} = {arg_name(ext)}")
+        else:  # read before any write
+            index = index.replace("_i", loops[0]).replace("_j", loops[-1])
+            loads.append(f"{var} = {arg_name(ext)}{index}")
+    body = []
+    writes = {n.id for n in results(group)}
+    for node in group.nodes:
+        if node.id in group.reductions:
+            axis, keep = node.attrs[0][0], node.attrs[1]
+            acc = arg_name(node)
+            pre.append(f"{acc}[:] = {node.op.identity!r}")
+            ix = loops[1] if axis == 0 else loops[0]
+            if keep:
+                ix = f"0, {ix}" if axis == 0 else f"{ix}, 0"
+            target = f"{acc}[{ix}]"
+            body.append(f"{target} = {node.op.accumulate(target, elem[node.inputs[0].id])}")
+            continue
+        elem[node.id] = var = fresh("_e")
+        body.append(f"{var} = {node.op.scalar(node.attrs, *(elem[i.id] for i in node.inputs))}")
+        if node.id in writes:
+            body.append(f"{arg_name(node)}[{full}] = {var}")
+    params += results(group)
+    what = ", ".join(_describe(n) for n in group.nodes)
+    lines = ["@numba.njit(error_model='numpy')",
+             f"def {kname}({', '.join(arg_name(p) for p in params)}):",
+             f"    # {what}"]
+    lines += ["    " + s for s in pre]
+    indent = "    "
+    for ix, n in zip(loops, shape):
+        lines.append(f"{indent}for {ix} in range({n}):")
+        indent += "    "
+    lines += [indent + s for s in loads + body]
+    return "\n".join(lines) + "\n", params
+
+
+def call_args(params, arg_name) -> str:
+    """The arguments of a loop's call: a 0-d value is passed as a NumPy
+    scalar (``[()]``: at run time it may be a 0-d array or already a scalar,
+    which Numba types differently)."""
+    return ", ".join(arg_name(p) + ("[()]" if p.ndim == 0 else "") for p in params)
+
+
+def _describe(node) -> str:
+    if node.op.accumulate is not None:
+        return f"{node.op.name}(axis={node.attrs[0][0]})"
+    return node.op.name
+
+
+def warm_up(fn, kname, params):
+    """Compile a loop now, for C-contiguous operands of the static shapes
+    (another layout at run time compiles once more, at its first call)."""
+    try:
+        fn(*(np.zeros(p.shape, p.dtype)[()] for p in params))
+    except Exception as exc:  # a template Numba cannot compile: a chainrule bug
+        first = str(exc).strip().split("\n")[0]
+        raise ChainruleError(
+            f"function: fuse='numba': Numba could not compile the fused loop {kname} "
+            f"({type(exc).__name__}: {first}); please report this, and compile with "
+            f"fuse=None meanwhile") from exc
