@@ -26,7 +26,7 @@ def init(sizes, dtype, seed=0):
 
 
 def chainrule_step(sizes, batch, dtype, lr, values, blas=None, vecmath=None,
-                   unknown_batch=False):
+                   unknown_batch=False, fuse=None):
     dim = None if unknown_batch else batch  # None: the batch size is known at run time
     x = cr.placeholder("x", (dim, sizes[0]), dtype)
     y = cr.placeholder("y", (dim, sizes[-1]), dtype)  # one-hot targets
@@ -41,7 +41,7 @@ def chainrule_step(sizes, batch, dtype, lr, values, blas=None, vecmath=None,
     loss.name = "loss"
     grads = cr.grad(loss, params)
     f = cr.function([x, y], loss, updates={p: p - lr * g for p, g in zip(params, grads)},
-                    blas=blas, vecmath=vecmath)
+                    blas=blas, vecmath=vecmath, fuse=fuse)
     return f, params
 
 
@@ -115,6 +115,15 @@ def libmvec_available() -> bool:
     return True
 
 
+def numba_available() -> bool:
+    from chainrule.backends.fusion import check_available
+    try:
+        check_available("numba")
+    except cr.ChainruleError:
+        return False
+    return True
+
+
 def floor_factory(values, x, n_out, tanh=np.tanh):
     """The work every implementation of the step must do, with nothing else:
     each layer's matmuls (forward, weight gradient, input gradient) and the
@@ -141,13 +150,14 @@ def floor_factory(values, x, n_out, tanh=np.tanh):
     return floor
 
 
-def run(sizes, batch, dtype, repeat, blas=None, vecmath=None, unknown_batch=False):
+def run(sizes, batch, dtype, repeat, blas=None, vecmath=None, unknown_batch=False, fuse=None):
     rng = np.random.default_rng(1)
     values = init(sizes, dtype)
     lr = 0.1
     x = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
-    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas, vecmath, unknown_batch)
+    f, params = chainrule_step(sizes, batch, dtype, lr, values, blas, vecmath, unknown_batch,
+                               fuse)
     step, W = numpy_step_factory(values, lr)
     # correctness: same loss and same parameters after a few steps
     for _ in range(3):
@@ -174,16 +184,21 @@ def main(quick=False):
     rows = []
     blases = [None] + (["scipy"] if scipy_blas_available() else [])
     vecmaths = [None] + (["libmvec"] if libmvec_available() else [])
+    fuses = [None] + (["numba"] if numba_available() else [])
     # the last variant: placeholders of shape (None, n), the batch size known
     # at run time only (as users often write them), default options
-    variants = [(b, v, False) for v in vecmaths for b in blases] + [(None, None, True)]
+    variants = [(b, v, None, False) for v in vecmaths for b in blases]
+    variants += [(None, v, "numba", False) for v in vecmaths if "numba" in fuses]
+    if "numba" in fuses and len(blases) > 1 and len(vecmaths) > 1:
+        variants.append(("scipy", "libmvec", "numba", False))
+    variants.append((None, None, None, True))
     for sizes, batch in (((784, 256, 10), 128), ((16, 32, 4), 8)):
         for dtype in ("float64", "float32"):
-            for blas, vecmath, unknown in variants:
+            for blas, vecmath, fuse, unknown in variants:
                 t_cr, t_np, ratio, floor, (f_cr, f_np) = run(sizes, batch, dtype, repeat, blas,
-                                                             vecmath, unknown)
-                options = ", ".join(f"{k}={v!r}" for k, v in (("blas", blas),
-                                                              ("vecmath", vecmath)) if v)
+                                                             vecmath, unknown, fuse)
+                options = ", ".join(f"{k}={v!r}" for k, v in (
+                    ("blas", blas), ("vecmath", vecmath), ("fuse", fuse)) if v)
                 rows.append(("-".join(map(str, sizes)),
                              f"{batch} (None)" if unknown else batch, dtype,
                              options or "default",
@@ -199,6 +214,8 @@ def main(quick=False):
         print("(SciPy not installed: the blas='scipy' rows are skipped)")
     if not libmvec_available():
         print("(Numba or glibc's libmvec not available: the vecmath='libmvec' rows are skipped)")
+    if not numba_available():
+        print("(Numba not available: the fuse='numba' rows are skipped)")
 
     x, y, z = cr.placeholder("x"), cr.placeholder("y"), cr.placeholder("z")
     out = (x + y) * z

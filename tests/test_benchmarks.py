@@ -23,16 +23,19 @@ def mlp_step():
         sys.path.remove(str(BENCH))
 
 
-@pytest.mark.parametrize("blas, vecmath", [(None, None), ("scipy", None), (None, "libmvec"),
-                                           ("scipy", "libmvec")])
+@pytest.mark.parametrize("blas, vecmath, fuse", [
+    (None, None, None), ("scipy", None, None), (None, "libmvec", None), ("scipy", "libmvec", None),
+    (None, None, "numba"), ("scipy", "libmvec", "numba")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_small_mlp_step_matches_the_hand_written_one(mlp_step, dtype, blas, vecmath):
+def test_small_mlp_step_matches_the_hand_written_one(mlp_step, dtype, blas, vecmath, fuse):
     if blas and not mlp_step.scipy_blas_available():
         pytest.skip("SciPy not installed")
     if vecmath and not mlp_step.libmvec_available():
         pytest.skip("Numba or libmvec not available")
+    if fuse and not mlp_step.numba_available():
+        pytest.skip("Numba not available")
     t_cr, t_np, ratio, floor, faults = mlp_step.run((16, 32, 4), 8, dtype, repeat=10, blas=blas,
-                                                    vecmath=vecmath)
+                                                    vecmath=vecmath, fuse=fuse)
     assert t_cr > 0 and t_np > 0 and ratio > 0 and floor > 0
     assert len(faults) == 2
 

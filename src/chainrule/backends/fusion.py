@@ -64,7 +64,7 @@ def check_available(fuse):
     except ImportError as exc:
         raise ChainruleError(
             f"function: fuse='numba' needs Numba, which could not be imported ({exc}); "
-            f"`pip install numba` (or `pip install chainrule[vecmath]`), or leave "
+            f"`pip install numba` (or `pip install chainrule[fuse]`), or leave "
             f"fuse=None") from exc
     if numba.config.DISABLE_JIT:
         raise ChainruleError("function: fuse='numba' cannot run: NUMBA_DISABLE_JIT is "
