@@ -102,6 +102,51 @@ def test_a_value_read_between_members_is_computed_before_it():
     np.testing.assert_allclose(fused(a)[0], (a * a + 1) * np.exp(a * a + 1) - a, rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("which", ["softmax", "log_softmax"])
+def test_softmax_row_loops_match_numpy(dtype, which):
+    fn = getattr(cr, which)
+    x = cr.placeholder("x", (6, 5), dtype)
+    f = cr.function([x], [fn(x), fn(x, axis=0), fn(x.T)], fuse="numba")
+    assert f"def _{which}_rows(" in f.source and "@numba.njit" in f.source
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal((6, 5)) * 30).astype(dtype)
+    a[1, 2] = np.nan            # NaN wins the max: a row of NaN, as in NumPy
+    a[2, :] = -np.inf           # all -inf: NaN
+    a[3, 1] = np.inf            # an inf: NaN
+    a[4, :] = 1e30              # a huge row: no overflow (shifted by its max)
+    a[5, :] = [-1e30, 0.0, 1.0, 2.0, -3.0]
+    with np.errstate(all="ignore"):  # the axis-0 and transposed ones are NumPy's
+        got = f(a)
+
+    def ref(v, axis):  # by hand, in float64, then rounded
+        v = v.astype(np.float64)
+        with np.errstate(all="ignore"):
+            s = v - v.max(axis=axis, keepdims=True)
+            ls = np.log(np.exp(s).sum(axis=axis, keepdims=True))
+        return (np.exp(s - ls) if which == "softmax" else s - ls).astype(dtype)
+
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == "float32" else dict(rtol=1e-14, atol=1e-15)
+    for g, w in zip(got, [ref(a, 1), ref(a, 0), ref(a.T, 1)]):
+        assert g.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(g, w, equal_nan=True, **tol)
+
+
+def test_softmax_row_loop_takes_ints_and_falls_back_for_other_shapes():
+    x = cr.placeholder("x", (2, 3), "int64")
+    v = cr.placeholder("v", (4,))
+    c = cr.placeholder("c", (2, 2, 3))
+    f = cr.function([x, v, c], [cr.log_softmax(x), cr.softmax(v), cr.softmax(c)],
+                    fuse="numba")
+    a = np.array([[1, 2, 3], [0, 0, 0]])
+    got = f(a, np.arange(4.0), np.ones((2, 2, 3)))
+    np.testing.assert_allclose(got[0], a - np.log(np.exp(a).sum(1, keepdims=True)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(got[1], np.exp(np.arange(4.0)) / np.exp(np.arange(4.0)).sum(),
+                               rtol=1e-14)
+    np.testing.assert_allclose(got[2], np.full((2, 2, 3), 1 / 3), rtol=1e-15)
+
+
 def test_mlp_step_matches_the_unfused_step():
     rng = np.random.default_rng(2)
     sizes, batch = (6, 5, 3), 4

@@ -20,11 +20,15 @@ Python function in the generated module and compiled by Numba:
 What fuses is declared by the ops themselves: an elementwise op's
 ``scalar`` template (one element from its operands' elements) and a
 reduction's ``accumulate``/``identity``. The elementwise templates are IEEE
-operations NumPy's loops do too (``+ - * /``, negation, square, sqrt), so a
+operations NumPy's loops do too (``+ - * /``, negation, square,
+``math.sqrt``, which Numba computes in the operand's float type), so a
 fused value is NumPy's bit for bit; a fused sum adds in plain order, so its
 last bits may differ from NumPy's pairwise sum. Transcendental functions do
 not fuse: Numba would call the C library once per element, where NumPy (or
-``vecmath="libmvec"``) runs vectorised code.
+``vecmath="libmvec"``) runs vectorised code. An op may also declare
+``loop_helpers``, Numba versions of its helpers used with fusion (softmax
+and log-softmax over the rows of a matrix: one loop instead of six NumPy
+calls).
 
 Only float32 and float64 arrays of one or two dimensions, every size known
 at compile time, fuse; an operand may broadcast (a bias row, a column, a

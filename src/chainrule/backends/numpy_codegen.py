@@ -36,7 +36,7 @@ from .vecmath import used_functions
 # and the builtins that hoisted constants and helpers call (bytes, range,
 # tuple, ...). A user's name never starts with "_" (sanitize strips it), so
 # the helpers' names are safe too.
-_RESERVED = {"np", "compiled", "numba"} | set(dir(builtins))
+_RESERVED = {"np", "compiled", "numba", "math"} | set(dir(builtins))
 POOL_ABOVE = 2000  # statements; longer programs reuse temporaries' names
 
 
@@ -195,6 +195,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         if pool is None and reuse else None
     body_nodes = []
     gemm = bool(blas) and plan is not None and not check_finite
+    loops_used = bool(groups)  # does the module need Numba?
     fused_away = set()  # ids of nodes emitted with a fused gemm before them
 
     def bind(node):
@@ -272,7 +273,12 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 expr = op.emit(node.attrs, *operands)
             # the helpers this statement calls (an op may declare several)
             if op.helpers:
-                helpers.update((h, src) for h, src in op.helpers.items() if f"{h}(" in expr)
+                for h, src in op.helpers.items():
+                    if f"{h}(" in expr:
+                        helpers[h] = src
+                        if fuse and h in op.loop_helpers:
+                            helpers[h] = op.loop_helpers[h]
+                            loops_used = True
             nm = bind(node)
             if plan is not None:
                 stale = plan.record(node, nm, None if target is None else target[0])
@@ -305,8 +311,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                    "log, ... from glibc's libmvec"]
     else:
         imports = ["import numpy as np"]
-    if groups:
-        imports.append("import numba  # compiles the _fused loops")
+    if loops_used:
+        imports += ["import math", "", "import numba  # compiles the fused loops"]
     lines = header + imports + [""]
     if check_finite:
         helpers["_finite"] = (

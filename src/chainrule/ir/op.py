@@ -80,6 +80,10 @@ class Op:
     scalar: Callable[..., str] | None = None
     accumulate: Callable[..., str] | None = None
     identity: float | None = None
+    # Helpers to paste instead of ``helpers`` when the code is compiled with
+    # fuse="numba": the same names and calls, free to run Numba loops
+    # (``@numba.njit``) where they apply.
+    loop_helpers: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

@@ -518,6 +518,52 @@ _softmax = from_source(_SOFTMAX_SRC)
 _log_softmax = from_source(_LOG_SOFTMAX_SRC)
 
 
+def _row_loop_helper(name, numpy_src, last):
+    """With fuse="numba": ``name(x, axis, ones)`` runs one Numba loop over
+    the rows of a 2-D float32/float64 array normalised over its last axis
+    (the max, with NaN winning as in NumPy's; the exps of the shifted row
+    and their sum, in the row's dtype; then ``last``, from the shifted value
+    ``s``, its exp ``e`` and the sum ``t``), else NumPy's code as without
+    fusion. One pass instead of six NumPy calls, each ~1-5 us on a small
+    array; the exp and log are the C library's, within an ulp of NumPy's
+    (``math``'s: Numba computes them in the argument's float type)."""
+    return numpy_src.replace(f"def {name}(", f"def {name}_numpy(", 1) + f'''
+
+@numba.njit(error_model='numpy')
+def {name}_rows(x, out, low, zero):
+    for i in range(x.shape[0]):
+        m = low
+        for j in range(x.shape[1]):
+            v = x[i, j]
+            if v > m or v != v:
+                m = v
+                if v != v:
+                    break
+        t = zero
+        for j in range(x.shape[1]):
+            e = math.exp(x[i, j] - m)
+            out[i, j] = e
+            t += e
+        lt = math.log(t)
+        for j in range(x.shape[1]):
+            s = x[i, j] - m
+            e = out[i, j]
+            out[i, j] = {last}
+
+
+def {name}(x, axis, ones=None):
+    if x.ndim == 2 and axis == 1 and x.shape[1] and x.dtype in (np.float32, np.float64):
+        out = np.empty(x.shape, x.dtype)
+        {name}_rows(x, out, x.dtype.type(-np.inf), x.dtype.type(0))
+        return out
+    return {name}_numpy(x, axis, ones)
+'''
+
+
+_SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, "e / t")
+_LOG_SOFTMAX_LOOP_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC, "s - lt")
+
+
 def _softmax_impl(attrs, x):
     return _softmax(_as_float(x), attrs[0])
 
@@ -565,7 +611,7 @@ _softmax_op = register(Op(
     jvp=lambda out, ts: None if ts[0] is None else _softmax_lin(out, ts[0]),
     emit=_softmax_code,
     emit_node=_on_float(_softmax_code, with_ones=True),
-    helpers={"_softmax": _SOFTMAX_SRC},
+    helpers={"_softmax": _SOFTMAX_SRC}, loop_helpers={"_softmax": _SOFTMAX_LOOP_SRC},
     may_raise=_empty_axis,
     flops=lambda node: 8.0 * _size(node),
 ))
@@ -578,6 +624,7 @@ _log_softmax_op = register(Op(
     emit=_log_softmax_code,
     emit_node=_on_float(_log_softmax_code, with_ones=True),
     helpers={"_log_softmax": _LOG_SOFTMAX_SRC},
+    loop_helpers={"_log_softmax": _LOG_SOFTMAX_LOOP_SRC},
     may_raise=_empty_axis,
     flops=lambda node: 8.0 * _size(node),
 ))
