@@ -147,9 +147,10 @@ def test_softmax_row_loop_takes_ints_and_falls_back_for_other_shapes():
     np.testing.assert_allclose(got[2], np.full((2, 2, 3), 1 / 3), rtol=1e-15)
 
 
-def test_mlp_step_matches_the_unfused_step():
+@pytest.mark.parametrize("batch", [4, None])
+def test_mlp_step_matches_the_unfused_step(batch):
     rng = np.random.default_rng(2)
-    sizes, batch = (6, 5, 3), 4
+    sizes = (6, 5, 3)
     vals = [rng.standard_normal((6, 5)) / 3, np.zeros(5), rng.standard_normal((5, 3)) / 3,
             np.zeros(3)]
 
@@ -169,7 +170,7 @@ def test_mlp_step_matches_the_unfused_step():
     # order puts g @ W.T between them
     assert any("sum(axis=0)" in line and "multiply" in line
                for line in f1.source.splitlines() if line.lstrip().startswith("#"))
-    x = rng.standard_normal((batch, sizes[0]))
+    x = rng.standard_normal((4, sizes[0]))
     y = np.eye(3)[[0, 2, 1, 2]]
     for _ in range(3):
         np.testing.assert_allclose(f1(x, y), f2(x, y), rtol=1e-13)
@@ -191,14 +192,46 @@ def test_parameter_updates_in_a_loop_read_the_old_values():
     np.testing.assert_array_equal(f(a), 3 * new)
 
 
-def test_unknown_sizes_and_check_finite_do_not_fuse():
-    x = cr.placeholder("x", (None, 3))
-    f = cr.function([x], (x * x + 1.0).sum(axis=0), fuse="numba")
-    assert "_fused" not in f.source
-    np.testing.assert_allclose(f(np.ones((5, 3))), [10.0, 10.0, 10.0])
+def test_check_finite_does_not_fuse():
     y = cr.placeholder("y", (2, 3))
     g = cr.function([y], y * y + 1.0, fuse="numba", check_finite=True)
     assert "_fused" not in g.source
+    with pytest.raises(cr.NonFiniteError):
+        g(np.array([[np.inf, 0, 0], [0, 0, 0]]))
+
+
+@pytest.mark.parametrize("rows", [(5, 5), (1, 5), (5, 1), (1, 1), (0, 0), (0, 1)])
+def test_unknown_sizes_fuse_and_broadcast_like_numpy(rows):
+    x = cr.placeholder("x", (None, 4))
+    y = cr.placeholder("y", (None, 4))
+    b = cr.placeholder("b", (4,))
+    g = (x - y) * b + 1.0
+    outs = [g, g.sum(axis=0), g.sum(axis=1, keepdims=True)]
+    fused, plain = _both([x, y, b], outs)
+    assert "_fused" in fused.source and "x.shape[0] == y.shape[0]" in fused.source
+    rng = np.random.default_rng(5)
+    a = rng.integers(-3, 4, (rows[0], 4)).astype(float)
+    c = rng.integers(-3, 4, (rows[1], 4)).astype(float)
+    bias = rng.integers(-3, 4, 4).astype(float)
+    for got, want in zip(fused(a, c, bias), plain(a, c, bias)):
+        _same_bits(got, want)  # exact data: every order of the sums agrees
+    np.testing.assert_array_equal(fused(a, c, bias)[0], (a - c) * bias + 1.0)
+
+
+def test_unknown_sizes_that_do_not_broadcast_raise_as_without_fusion():
+    x = cr.placeholder("x", (None, 4))
+    y = cr.placeholder("y", (None, 4))
+    f = cr.function([x, y], (x - y) * 2.0, fuse="numba")
+    with pytest.raises(cr.InputError, match="subtract"):
+        f(np.ones((3, 4)), np.ones((2, 4)))
+
+
+def test_one_unknown_operand_needs_no_guard():
+    x = cr.placeholder("x", (None, 3))
+    f = cr.function([x], (x * x + 1.0).sum(axis=0), fuse="numba")
+    assert "_fused" in f.source and "if " not in f.source.split("def compiled")[1]
+    np.testing.assert_array_equal(f(np.ones((5, 3))), [10.0, 10.0, 10.0])
+    np.testing.assert_array_equal(f(np.ones((0, 3))), [0.0, 0.0, 0.0])
 
 
 def test_non_contiguous_inputs_and_array_constants():
@@ -262,17 +295,20 @@ def test_a_loop_numba_cannot_compile_is_a_chainrule_error(monkeypatch):
 
 # -- random graphs -------------------------------------------------------------
 
-SHAPE = (3, 4)
 OPERAND_SHAPES = [(3, 4), (3, 4), (4,), (3, 1), (), (1, 4)]
 
 
 @st.composite
 def graphs(draw, with_sums):
-    """A random graph over placeholders of broadcasting shapes: fusable
-    arithmetic mixed with ops that do not fuse (exp, tanh, a matmul, a
-    transpose), read by outputs at random places."""
+    """A random graph over placeholders of broadcasting shapes (the batch
+    dim known, or None and 3 or 1 at run time): fusable arithmetic mixed
+    with ops that do not fuse (exp, tanh, a matmul, a transpose), read by
+    outputs at random places."""
     dtype = draw(st.sampled_from(["float32", "float64"])) if not with_sums else "float64"
-    xs = [cr.placeholder(f"x{k}", s, dtype) for k, s in enumerate(OPERAND_SHAPES)]
+    unknown = draw(st.booleans())
+    shapes = [tuple(None if unknown and d == 3 else d for d in s) for s in OPERAND_SHAPES]
+    xs = [cr.placeholder(f"x{k}", s, dtype) for k, s in enumerate(shapes)]
+    rows = [3] + [draw(st.sampled_from([3, 1])) if unknown else 3 for _ in xs[1:]]
     nodes = list(xs)
     binary = ["add", "subtract", "multiply"] + ([] if with_sums else ["divide"])
     unary = ["negative", "square"] + ([] if with_sums else ["sqrt", "exp", "tanh"])
@@ -290,7 +326,7 @@ def graphs(draw, with_sums):
         elif kind == "const":
             n = a * draw(st.sampled_from([0.5, -2.0, 3.0])) + 1.0
         else:
-            if a.shape != SHAPE:
+            if a.ndim != 2 or a.shape[1] != 4:
                 continue
             choice = draw(st.sampled_from(["sum0", "sum1", "matmul", "T"] if with_sums
                                           else ["matmul", "T"]))
@@ -306,17 +342,19 @@ def graphs(draw, with_sums):
     derived = nodes[len(xs):] or [xs[0] * 2.0]
     k = draw(st.integers(1, min(4, len(derived))))
     outs = draw(st.permutations(derived))[:k]
-    return xs, outs, dtype
+    return xs, outs, dtype, rows
 
 
-def _inputs(xs, dtype, seed, integers):
+def _inputs(xs, rows, dtype, seed, integers):
+    """Values for the placeholders: ``rows`` for their unknown batch dims."""
     rng = np.random.default_rng(seed)
     vals = []
-    for x in xs:
+    for x, n in zip(xs, rows):
+        shape = tuple(n if d is None else d for d in x.shape)
         if integers:
-            v = rng.integers(-3, 4, x.shape).astype(dtype)
+            v = rng.integers(-3, 4, shape).astype(dtype)
         else:
-            v = rng.uniform(0.1, 2.0, x.shape).astype(dtype) * rng.choice([-1, 1], x.shape)
+            v = rng.uniform(0.1, 2.0, shape).astype(dtype) * rng.choice([-1, 1], shape)
         vals.append(np.asarray(v, dtype))
     return vals
 
@@ -325,10 +363,10 @@ def _inputs(xs, dtype, seed, integers):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(graphs(with_sums=False), st.integers(0, 2**16))
 def test_random_elementwise_graphs_match_numpy_bit_for_bit(g, seed):
-    xs, outs, dtype = g
+    xs, outs, dtype, rows = g
     fused, plain = _both(xs, outs)
     event(f"{fused.source.count('@numba.njit')} fused loop(s)")
-    vals = _inputs(xs, dtype, seed, integers=False)
+    vals = _inputs(xs, rows, dtype, seed, integers=False)
     with np.errstate(all="ignore"):
         want = plain(*vals)
         got = fused(*vals)
@@ -340,10 +378,10 @@ def test_random_elementwise_graphs_match_numpy_bit_for_bit(g, seed):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(graphs(with_sums=True), st.integers(0, 2**16))
 def test_random_graphs_with_sums_match_numpy_on_exact_data(g, seed):
-    xs, outs, dtype = g
+    xs, outs, dtype, rows = g
     fused, plain = _both(xs, outs)
     event(f"{fused.source.count('@numba.njit')} fused loop(s)")
-    vals = _inputs(xs, dtype, seed, integers=True)
+    vals = _inputs(xs, rows, dtype, seed, integers=True)
     got, want = fused(*vals), plain(*vals)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)

@@ -30,9 +30,11 @@ not fuse: Numba would call the C library once per element, where NumPy (or
 and log-softmax over the rows of a matrix: one loop instead of six NumPy
 calls).
 
-Only float32 and float64 arrays of one or two dimensions, every size known
-at compile time, fuse; an operand may broadcast (a bias row, a column, a
-0-d value). A group is emitted where its last member was, so it must not
+Only float32 and float64 arrays of one or two dimensions fuse; an operand
+may broadcast (a bias row, a column, a 0-d value). A dim known at run time
+only (a batch of ``None``) is the loop's bound, read from an operand; when
+the operands' sizes there differ at run time (one is 1: NumPy broadcasts
+it), the group runs as NumPy code instead (:func:`guard`). A group is emitted where its last member was, so it must not
 be read before: the first statement outside a group that reads one of its
 values closes it. Fused kernels never warn on floating-point errors (NumPy
 does, for an overflow or 0/0); ``check_finite`` turns fusion off.
@@ -138,10 +140,6 @@ def steps(order, groups) -> list:
     return out
 
 
-def _static(shape) -> bool:
-    return all(d is not None for d in shape)
-
-
 def operand_index(inp_shape, shape):
     """How the loop over ``shape`` (indices ``_i``, ``_j``) reads one element
     of an operand of ``inp_shape`` under NumPy broadcasting, or None if it
@@ -154,7 +152,7 @@ def operand_index(inp_shape, shape):
     parts = []
     for d, n, ix in zip(inp_shape, shape[len(shape) - len(inp_shape):],
                         loops[len(shape) - len(inp_shape):]):
-        if d == n:
+        if d == n:  # both known, or both unknown (see guard)
             parts.append(ix)
         elif d == 1:
             parts.append("0")
@@ -166,10 +164,12 @@ def operand_index(inp_shape, shape):
 def _elementwise_ok(node) -> bool:
     op = node.op
     if op.scalar is None or node.dtype not in _DTYPES or node.ndim not in (1, 2) \
-            or not _static(node.shape) or 0 in node.shape:
+            or 0 in node.shape:
         return False
-    return all(i.dtype == node.dtype and _static(i.shape)
-               and operand_index(i.shape, node.shape) is not None for i in node.inputs)
+    # an unknown dim (None) reads by the loop index only where the result's
+    # dim is unknown too: (None, 4) + (3, 4) may broadcast a 1 at run time
+    return all(i.dtype == node.dtype and operand_index(i.shape, node.shape) is not None
+               for i in node.inputs)
 
 
 def _reduction_ok(node) -> bool:
@@ -177,8 +177,7 @@ def _reduction_ok(node) -> bool:
         return False
     src = node.inputs[0]
     axes = node.attrs[0]
-    return (src.ndim == 2 and node.dtype == src.dtype and tuple(axes) in ((0,), (1,))
-            and _static(src.shape))
+    return src.ndim == 2 and node.dtype == src.dtype and tuple(axes) in ((0,), (1,))
 
 
 def schedule(order, exclude=()) -> list:
@@ -310,12 +309,14 @@ def kernel_source(group, kname, arg_name, literal, fresh):
     """``(source, params)``: the loop computing ``group`` as a function, and
     the nodes it takes as parameters: the external operands (0-d constants
     are written in it as literals, ``literal(node)``), then the arrays it
-    writes the :func:`results` into (the caller makes them). ``arg_name``
-    names each parameter as the calling function does; ``fresh(prefix)``
-    gives the loop's own names (unique in the module, so none shadows a
+    writes the :func:`results` into (the caller makes them), then one int
+    per unknown dim of the loop, its run-time size. ``arg_name`` names each
+    node parameter as the calling function does; ``fresh(prefix)`` gives
+    the loop's own names (unique in the module, so none shadows a
     parameter)."""
     shape, dt = group.shape, dtype_expr(group.dtype)
     loops = [fresh("_i"), fresh("_j")][:len(shape)]
+    bounds = [str(n) if n is not None else fresh("_n") for n in shape]
     full = ", ".join(loops)
     params, pre, loads = [], [], []
     elem = {}  # node id -> the expression of its element in the loop body
@@ -351,23 +352,46 @@ def kernel_source(group, kname, arg_name, literal, fresh):
             body.append(f"{arg_name(node)}[{full}] = {var}")
     params += results(group)
     what = ", ".join(_describe(n) for n in group.nodes)
+    sizes = [b for b, n in zip(bounds, shape) if n is None]
     lines = ["@numba.njit(error_model='numpy')",
-             f"def {kname}({', '.join(arg_name(p) for p in params)}):",
+             f"def {kname}({', '.join([arg_name(p) for p in params] + sizes)}):",
              f"    # {what}"]
     lines += ["    " + s for s in pre]
     indent = "    "
-    for ix, n in zip(loops, shape):
+    for ix, n in zip(loops, bounds):
         lines.append(f"{indent}for {ix} in range({n}):")
         indent += "    "
     lines += [indent + s for s in loads + body]
     return "\n".join(lines) + "\n", params
 
 
-def call_args(params, arg_name) -> str:
+def call_args(params, arg_name, sizes=()) -> str:
     """The arguments of a loop's call: a 0-d value is passed as a NumPy
     scalar (``[()]``: at run time it may be a 0-d array or already a scalar,
-    which Numba types differently)."""
-    return ", ".join(arg_name(p) + ("[()]" if p.ndim == 0 else "") for p in params)
+    which Numba types differently), then the unknown dims' ``sizes``."""
+    return ", ".join([arg_name(p) + ("[()]" if p.ndim == 0 else "") for p in params]
+                     + list(sizes))
+
+
+def guard(group, arg_name):
+    """``(sizes, condition)`` for a loop with unknown dims: the run-time
+    size of each unknown dim (an expression reading an operand's shape),
+    and the condition under which the loop computes the group (every
+    operand with that dim unknown has the same size there; None: always).
+    Otherwise some operand is 1 where another is not, and NumPy broadcasts
+    it: the members' run-time shapes then differ, so the caller runs
+    NumPy's code instead."""
+    sizes, conds = [], []
+    for axis, n in enumerate(group.shape):
+        if n is not None:
+            continue
+        offset = len(group.shape) - axis
+        reads = [f"{arg_name(e)}.shape[{e.ndim - offset}]" for e in group.externals
+                 if e.ndim >= offset and e.shape[e.ndim - offset] is None]
+        sizes.append(reads[0])
+        if len(reads) > 1:
+            conds.append(" == ".join(reads))
+    return sizes, " and ".join(conds) or None
 
 
 def _describe(node) -> str:
@@ -376,11 +400,13 @@ def _describe(node) -> str:
     return node.op.name
 
 
-def warm_up(fn, kname, params):
+def warm_up(fn, kname, params, n_sizes):
     """Compile a loop now, for C-contiguous operands of the static shapes
     (another layout at run time compiles once more, at its first call)."""
     try:
-        fn(*(np.zeros(p.shape, p.dtype)[()] for p in params))
+        args = [np.zeros(tuple(1 if d is None else d for d in p.shape), p.dtype)[()]
+                for p in params]
+        fn(*args, *[1] * n_sizes)
     except Exception as exc:  # a template Numba cannot compile: a chainrule bug
         first = str(exc).strip().split("\n")[0]
         raise ChainruleError(

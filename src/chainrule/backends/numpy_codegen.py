@@ -136,7 +136,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`);
     ``fuse="numba"`` computes chains of elementwise ops and their sums in
     Numba loops (see :mod:`.fusion`), and fills ``kernels`` (if given) with
-    each loop's name -> the nodes it takes as arguments."""
+    each loop's name -> (the nodes it takes as arguments, its number of
+    unknown dims)."""
     namer = Namer()
     namer.used.add(fn_name)
     names = {}
@@ -198,6 +199,74 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     loops_used = bool(groups)  # does the module need Numba?
     fused_away = set()  # ids of nodes emitted with a fused gemm before them
 
+    def expression(node, operands):
+        """NumPy's expression for node, given its operands' expressions; the
+        helpers it calls are pasted into the module."""
+        nonlocal loops_used
+        op = node.op
+        if op.emit_node is not None:
+            expr = op.emit_node(node, *operands, const=hoist)
+        else:
+            expr = op.emit(node.attrs, *operands)
+        for h, src in op.helpers.items():  # an op may declare several
+            if f"{h}(" in expr:
+                helpers[h] = src
+                if fuse and h in op.loop_helpers:
+                    helpers[h] = op.loop_helpers[h]
+                    loops_used = True
+        return expr
+
+    def loop_statements(group, i):
+        """The statements running ``group``'s fused loop at step i; returns
+        the names the buffer plan says to delete."""
+        stale = []
+        sizes, cond = fusion.guard(group, lambda x: ref(x, None))
+        dims = iter(sizes)
+        runtime = [str(n) if n is not None else next(dims) for n in group.shape]
+        pad = ""
+        if cond:  # unknown sizes that may broadcast: the loop only if they agree
+            body.append(f"if {cond}:")
+            pad = "    "
+        # the loop writes into arrays made here, or into dead buffers
+        for r in fusion.results(group):
+            target = plan.choose(fusion.Written(r), i) \
+                if plan is not None and not sizes else None
+            nm = bind(r)
+            if target is None:
+                shape = list(runtime)
+                if r.id in group.reductions:
+                    axis = r.attrs[0][0]
+                    shape[axis:axis + 1] = ["1"] if r.attrs[1] else []
+                shape_text = f"({', '.join(shape)}{',' if len(shape) == 1 else ''})"
+                made = f"np.empty({shape_text}, {dtype_expr(r.dtype)})"
+            body.append(f"{pad}{nm} = {target[1] if target else made}")
+            if plan is not None:
+                stale += plan.record(r, nm, None if target is None else target[0])
+        kname = namer.fresh(None, "_fused")
+        src, params = fusion.kernel_source(
+            group, kname, lambda x: ref(x, None), lambda c: _scalar_literal(c._const),
+            lambda prefix: namer.fresh(None, prefix))
+        helpers[kname] = src
+        if kernels is not None:
+            kernels[kname] = (params, len(sizes))
+        body_nodes.append((len(body), group.nodes[-1]))
+        body.append(f"{pad}{kname}({fusion.call_args(params, lambda x: ref(x, None), sizes)})")
+        if cond:
+            body.append("else:  # an operand is 1 where another is not: NumPy broadcasts")
+            local, scratch = {}, []
+            for n in group.nodes:
+                expr = expression(n, [local.get(x.id) or ref(x, n) for x in n.inputs])
+                nm = names.get(n.id)
+                if nm is None:
+                    nm = namer.fresh(None, "_t")
+                    scratch.append(nm)
+                local[n.id] = nm
+                body_nodes.append((len(body), n))
+                body.append(f"    {nm} = {expr}")
+            if scratch:
+                body.append(f"    del {', '.join(scratch)}")
+        return stale
+
     def bind(node):
         """A fresh name for node's value (a dead temporary's in a long program)."""
         if pool and not node.name:
@@ -220,24 +289,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         if node.id in fused_away:
             pass
         elif isinstance(node, fusion.Loop):
-            # the loop writes into arrays made here, or into dead buffers
-            for r in fusion.results(node.group):
-                target = plan.choose(fusion.Written(r), i) \
-                    if plan is not None else None
-                nm = bind(r)
-                dt = dtype_expr(r.dtype)
-                body.append(f"{nm} = {target[1] if target else f'np.empty({r.shape}, {dt})'}")
-                if plan is not None:
-                    stale += plan.record(r, nm, None if target is None else target[0])
-            kname = namer.fresh(None, "_fused")
-            src, params = fusion.kernel_source(
-                node.group, kname, lambda x: ref(x, None), lambda c: _scalar_literal(c._const),
-                lambda prefix: namer.fresh(None, prefix))
-            helpers[kname] = src
-            if kernels is not None:
-                kernels[kname] = params
-            body_nodes.append((len(body), node.group.nodes[-1]))
-            body.append(f"{kname}({fusion.call_args(params, lambda x: ref(x, None))})")
+            stale = loop_statements(node.group, i)
         elif fused is not None:
             replaced, nxt, (buf, target), (sign, scale) = fused
             fused_away.update(r.id for r in replaced)
@@ -267,18 +319,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                                         for o in plan.checks)
                     out = f"{out} if {same} else None"
                 expr = f"{op.ufunc}({', '.join(operands)}, out={out})"
-            elif op.emit_node is not None:
-                expr = op.emit_node(node, *operands, const=hoist)
             else:
-                expr = op.emit(node.attrs, *operands)
-            # the helpers this statement calls (an op may declare several)
-            if op.helpers:
-                for h, src in op.helpers.items():
-                    if f"{h}(" in expr:
-                        helpers[h] = src
-                        if fuse and h in op.loop_helpers:
-                            helpers[h] = op.loop_helpers[h]
-                            loops_used = True
+                expr = expression(node, operands)
             nm = bind(node)
             if plan is not None:
                 stale = plan.record(node, nm, None if target is None else target[0])
@@ -379,8 +421,8 @@ def compile_program(prog: Program, check_finite: bool = False, blas: str | None 
         vecmath_prepare(used_functions(source), {n.dtype for n in prog.order})
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
-    for kname, params in kernels.items():  # compile the fused loops now too
-        fusion.warm_up(fn.__globals__[kname], kname, params)
+    for kname, (params, n_sizes) in kernels.items():  # compile the fused loops now too
+        fusion.warm_up(fn.__globals__[kname], kname, params, n_sizes)
     code = fn.__code__
     # ``fn`` takes the inputs then the parameters positionally; ``locate``
     # maps an error it raised to the node whose statement raised it.
