@@ -192,6 +192,8 @@ def main(quick=False):
     if "numba" in fuses and len(blases) > 1 and len(vecmaths) > 1:
         variants.append(("scipy", "libmvec", "numba", False))
     variants.append((None, None, None, True))
+    if "numba" in fuses:
+        variants.append((None, None, "numba", True))
     for sizes, batch in (((784, 256, 10), 128), ((16, 32, 4), 8)):
         for dtype in ("float64", "float32"):
             for blas, vecmath, fuse, unknown in variants:
