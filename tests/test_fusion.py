@@ -385,3 +385,29 @@ def test_random_graphs_with_sums_match_numpy_on_exact_data(g, seed):
     got, want = fused(*vals), plain(*vals)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+def test_many_groups_keep_the_largest_loops(monkeypatch):
+    from chainrule.backends import fusion
+    monkeypatch.setattr(fusion, "MAX_LOOPS", 2)
+    x = cr.placeholder("x", (4, 5))
+    small = cr.placeholder("s", (3,))
+    y = x
+    for k in range(4):  # four groups of two nodes, an exp between each
+        y = cr.exp(y * 0.5 - x)
+    z = cr.exp(small * 2.0 + 1.0)  # a smaller group: dropped first
+    f = cr.function([x, small], [y, z], fuse="numba")
+    assert f.source.count("@numba.njit") == 2
+    a, b = np.linspace(0, 1, 20).reshape(4, 5), np.arange(3.0)
+    for got, want in zip(f(a, b), cr.function([x, small], [y, z])(a, b)):
+        _same_bits(got, want)
+
+
+def test_the_same_loop_compiles_once():
+    def make():
+        x = cr.placeholder("x", (3, 2))
+        return cr.function([x], (x * x - 1.0).sum(axis=1), fuse="numba")
+    f, g = make(), make()
+    assert f.source == g.source
+    assert f._run.__globals__["_fused1"] is g._run.__globals__["_fused1"]
+    np.testing.assert_array_equal(g(np.ones((3, 2))), [0.0, 0.0, 0.0])

@@ -50,7 +50,11 @@ from ..errors import ChainruleError
 from ..ops.base import dtype_expr
 
 FUSE_CHOICES = (None, "numba")
-MAX_NODES = 48  # per kernel: Numba's compile time grows with the loop body
+MAX_NODES = 48  # per loop: Numba's compile time grows with the loop body
+# per function: Numba compiles a loop in ~0.1 s, so a graph of thousands of
+# small groups keeps the largest ones (by nodes saved times elements)
+MAX_LOOPS = 64
+NOMINAL_UNKNOWN = 64  # an unknown dim's size when ranking groups
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -263,6 +267,14 @@ def plan(order, keep_ids, exclude=()) -> list:
     kept = [g for g in groups if len(g.nodes) >= 2]
     if not kept:
         return []
+    if len(kept) > MAX_LOOPS:  # the rest stay NumPy statements, in their places
+        def saved(g):
+            n = 1
+            for d in g.shape:
+                n *= NOMINAL_UNKNOWN if d is None else d
+            return (len(g.nodes) - 1) * n
+        best = {id(g) for g in sorted(kept, key=saved, reverse=True)[:MAX_LOOPS]}
+        kept = [g for g in kept if id(g) in best]
     outside = {}  # node id -> read by a node outside its group (or kept)?
     for node in order:
         for inp in node.inputs:
@@ -398,6 +410,30 @@ def _describe(node) -> str:
     if node.op.accumulate is not None:
         return f"{node.op.name}(axis={node.attrs[0][0]})"
     return node.op.name
+
+
+_SHARED: dict = {}  # source text -> a compiled Numba function
+_SHARED_MAX = 512
+
+
+def share_compiled(namespace):
+    """Replace each Numba function the generated module defined by the one
+    already compiled from the same text, if any (another function compiled
+    the same loop: its machine code is reused, not compiled again). A loop
+    reads nothing from the module but ``np``'s dtypes and ``math``."""
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+    for name, value in list(namespace.items()):
+        if isinstance(value, CPUDispatcher):
+            key = inspect.getsource(value.py_func)
+            known = _SHARED.get(key)
+            if known is not None:
+                namespace[name] = known
+            else:
+                if len(_SHARED) >= _SHARED_MAX:
+                    _SHARED.clear()
+                _SHARED[key] = value
 
 
 def warm_up(fn, kname, params, n_sizes):

@@ -421,6 +421,8 @@ def compile_program(prog: Program, check_finite: bool = False, blas: str | None 
         vecmath_prepare(used_functions(source), {n.dtype for n in prog.order})
     extra = {"_finite": _finite_check} if check_finite else None
     fn = load_source(source, "compiled", extra)
+    if "import numba" in source:
+        fusion.share_compiled(fn.__globals__)
     for kname, (params, n_sizes) in kernels.items():  # compile the fused loops now too
         fusion.warm_up(fn.__globals__[kname], kname, params, n_sizes)
     code = fn.__code__
