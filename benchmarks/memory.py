@@ -12,7 +12,8 @@ import tracemalloc
 
 import numpy as np
 
-from mlp_step import scipy_blas_available, chainrule_step, init, numpy_step_factory
+from mlp_step import (chainrule_step, init, numba_available, numpy_step_factory,
+                      scipy_blas_available)
 
 
 def peak(fn) -> int:
@@ -36,11 +37,18 @@ def main():
         y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
         step, _ = numpy_step_factory(values, 0.1)
         p_np = peak(lambda: step(x, y))
-        variants = [(None, False)] + ([("scipy", False)] if scipy_blas_available() else [])
-        for blas, unknown in variants + [(None, True)]:  # last: placeholders (None, n)
-            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas, unknown_batch=unknown)
+        variants = [(None, False, None)]
+        if scipy_blas_available():
+            variants.append(("scipy", False, None))
+        variants.append((None, True, None))  # placeholders (None, n)
+        if numba_available():
+            variants += [(None, False, "numba"), (None, True, "numba")]
+        for blas, unknown, fuse in variants:
+            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas, unknown_batch=unknown,
+                                  fuse=fuse)
             p_cr = peak(lambda: f(x, y))
-            label = "default" if blas is None else f"blas={blas!r}"
+            options = [f"{k}={v!r}" for k, v in (("blas", blas), ("fuse", fuse)) if v]
+            label = ", ".join(options) or "default"
             rows.append((dtype, label + (", batch None" if unknown else ""),
                          f"{p_cr / 1e6:.2f}", f"{p_np / 1e6:.2f}", f"{p_cr / p_np:.2f}"))
     print("\nPeak traced memory of one SGD step of 784-256-10 at batch 128, MB")
