@@ -22,8 +22,10 @@ What fuses is declared by the ops themselves: an elementwise op's
 reduction's ``accumulate``/``identity``. The elementwise templates are IEEE
 operations NumPy's loops do too (``+ - * /``, negation, square,
 ``math.sqrt``, which Numba computes in the operand's float type), so a
-fused value is NumPy's bit for bit; a fused sum adds in plain order, so its
-last bits may differ from NumPy's pairwise sum. Transcendental functions do
+fused value is NumPy's bit for bit (but for the sign bit of a NaN, which
+IEEE arithmetic leaves open: LLVM may compute -(a * b) as (-a) * b); a
+fused sum adds in plain order, so its last bits may differ from NumPy's
+pairwise sum. Transcendental functions do
 not fuse: Numba would call the C library once per element, where NumPy (or
 ``vecmath="libmvec"``) runs vectorised code. An op may also declare
 ``loop_helpers``, Numba versions of its helpers used with fusion (softmax
