@@ -388,14 +388,22 @@ def call_args(params, arg_name, sizes=()) -> str:
 
 
 def guard(group, arg_name):
-    """``(sizes, condition)`` for a loop with unknown dims: the run-time
-    size of each unknown dim (an expression reading an operand's shape),
-    and the condition under which the loop computes the group (every
-    operand with that dim unknown has the same size there; None: always).
-    Otherwise some operand is 1 where another is not, and NumPy broadcasts
-    it: the members' run-time shapes then differ, so the caller runs
-    NumPy's code instead."""
+    """``(sizes, condition)`` for a loop: the run-time size of each unknown
+    dim (an expression reading an operand's shape), and the condition under
+    which the loop computes the group (None: always), else the caller runs
+    NumPy's code: every operand with a dim unknown has the same size there
+    (otherwise some operand is 1 where another is not, NumPy broadcasts it,
+    and the members' run-time shapes differ), and every full-shape 2-D
+    operand is C-contiguous."""
     sizes, conds = [], []
+    # NumPy's result follows its operands' layout (an F-ordered or
+    # transposed operand gives an F-ordered result), the loop's is C-ordered:
+    # the loop runs when the full-shape operands are C-contiguous, so that
+    # later statements (a sum's product with ones, vecmath's kernels, BLAS)
+    # see the layout they would without fusion
+    for e in group.externals:
+        if e.ndim == 2 and e.ndim == len(group.shape) and e.shape == group.shape:
+            conds.append(f"{arg_name(e)}.flags.c_contiguous")
     for axis, n in enumerate(group.shape):
         if n is not None:
             continue
@@ -419,23 +427,28 @@ _SHARED_MAX = 512
 
 
 def share_compiled(namespace):
-    """Replace each Numba function the generated module defined by the one
-    already compiled from the same text, if any (another function compiled
-    the same loop: its machine code is reused, not compiled again). A loop
-    reads nothing from the module but ``np``'s dtypes and ``math``."""
+    """Compile each Numba function the generated module defines in a
+    namespace of its own (``np``, ``math``, ``numba`` only), or reuse the one
+    compiled from the same text (another function compiled the same loop).
+    Numba never frees compiled code, and the code holds its globals: bound
+    to the module's, it would keep the module's constants alive forever."""
     import inspect
+    import math
 
+    import numba
     from numba.core.registry import CPUDispatcher
     for name, value in list(namespace.items()):
         if isinstance(value, CPUDispatcher):
             key = inspect.getsource(value.py_func)
             known = _SHARED.get(key)
-            if known is not None:
-                namespace[name] = known
-            else:
+            if known is None:
+                own = {"np": namespace["np"], "math": math, "numba": numba}
+                exec(compile(key, "<chainrule loop>", "exec"), own)
+                known = own[name]
                 if len(_SHARED) >= _SHARED_MAX:
                     _SHARED.clear()
-                _SHARED[key] = value
+                _SHARED[key] = known
+            namespace[name] = known
 
 
 def warm_up(fn, kname, params, n_sizes):

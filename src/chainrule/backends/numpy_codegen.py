@@ -211,7 +211,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         for h, src in op.helpers.items():  # an op may declare several
             if f"{h}(" in expr:
                 helpers[h] = src
-                if fuse and h in op.loop_helpers:
+                if fuse and not check_finite and h in op.loop_helpers:
                     helpers[h] = op.loop_helpers[h]
                     loops_used = True
         return expr
@@ -224,13 +224,13 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         dims = iter(sizes)
         runtime = [str(n) if n is not None else next(dims) for n in group.shape]
         pad = ""
-        if cond:  # unknown sizes that may broadcast: the loop only if they agree
+        if cond:  # sizes that may broadcast, layouts: the loop only if they fit
             body.append(f"if {cond}:")
             pad = "    "
         # the loop writes into arrays made here, or into dead buffers
         for r in fusion.results(group):
             target = plan.choose(fusion.Written(r), i) \
-                if plan is not None and not sizes else None
+                if plan is not None and cond is None else None
             nm = bind(r)
             if target is None:
                 shape = list(runtime)
@@ -252,7 +252,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
         body_nodes.append((len(body), group.nodes[-1]))
         body.append(f"{pad}{kname}({fusion.call_args(params, lambda x: ref(x, None), sizes)})")
         if cond:
-            body.append("else:  # an operand is 1 where another is not: NumPy broadcasts")
+            body.append("else:  # a broadcast or another layout: NumPy's code")
             local, scratch = {}, []
             for n in group.nodes:
                 expr = expression(n, [local.get(x.id) or ref(x, n) for x in n.inputs])
