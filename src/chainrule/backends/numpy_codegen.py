@@ -382,9 +382,13 @@ def _gemm_candidates(prog) -> set:
     value ``p - c * M`` and its ``c * M``): they stay out of fused loops."""
     ids = set()
     for p, v in prog.updates:
-        if v.op.name in ("subtract", "add") and any(i is p for i in v.inputs):
-            ids.add(v.id)
-            ids.update(i.id for i in v.inputs if i.op.name == "multiply")
+        if v.op.name not in ("subtract", "add") or not any(i is p for i in v.inputs):
+            continue
+        for i in v.inputs:
+            if i.op.name == "multiply" and any(m.op.name == "matmul" for m in i.inputs):
+                ids.update((v.id, i.id))
+            elif i.op.name == "matmul":
+                ids.add(v.id)
     return ids
 
 
