@@ -108,6 +108,21 @@ def array_literal(value: np.ndarray) -> str:
             f".reshape({value.shape})")
 
 
+def _natural(name: str):
+    """Sort key putting the digits of a name in numeric order."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _loop_literal(value) -> str:
+    """A 0-d float constant in a fused loop, wrapped in its dtype there: a
+    float32 is written in its shortest text (0.1, not 0.10000000149011612),
+    which reads back as the same float32."""
+    x = value[()]
+    if value.dtype == np.float32 and np.isfinite(x):
+        return str(x)
+    return _scalar_literal(value)
+
+
 def _inline_ok(const, consumer) -> bool:
     """May a 0-d constant be written as a bare Python literal in this use?
 
@@ -244,7 +259,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 stale += plan.record(r, nm, None if target is None else target[0])
         kname = namer.fresh(None, "_fused")
         src, params = fusion.kernel_source(
-            group, kname, lambda x: ref(x, None), lambda c: _scalar_literal(c._const),
+            group, kname, lambda x: ref(x, None), lambda c: _loop_literal(c._const),
             lambda prefix: namer.fresh(None, prefix))
         helpers[kname] = src
         if kernels is not None:
@@ -361,7 +376,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             "def _finite(v, where):\n"
             "    if not np.all(np.isfinite(v)):\n"
             "        raise FloatingPointError(f'check_finite: {where} produced NaN or inf')\n")
-    for hname in sorted(helpers):
+    for hname in sorted(helpers, key=_natural):  # _fused2 before _fused10
         # one entry per line: line_nodes below counts entries as lines
         lines += helpers[hname].rstrip("\n").split("\n")
         lines.append("")
