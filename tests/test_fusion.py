@@ -364,18 +364,21 @@ def _inputs(xs, rows, dtype, seed, integers):
     return vals
 
 
+def _run_both(g, seed, integers):
+    """(fused, unfused) result pairs of a random graph on random inputs."""
+    xs, outs, dtype, rows = g
+    fused, plain = _both(xs, outs)
+    event(f"{fused.source.count('@numba.njit')} fused loop(s)")
+    vals = _inputs(xs, rows, dtype, seed, integers=integers)
+    with np.errstate(all="ignore"):
+        return list(zip(fused(*vals), plain(*vals)))
+
+
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(graphs(with_sums=False), st.integers(0, 2**16))
 def test_random_elementwise_graphs_match_numpy_bit_for_bit(g, seed):
-    xs, outs, dtype, rows = g
-    fused, plain = _both(xs, outs)
-    event(f"{fused.source.count('@numba.njit')} fused loop(s)")
-    vals = _inputs(xs, rows, dtype, seed, integers=False)
-    with np.errstate(all="ignore"):
-        want = plain(*vals)
-        got = fused(*vals)
-    for a, b in zip(got, want):
+    for a, b in _run_both(g, seed, integers=False):
         _same_bits(a, b)
 
 
@@ -383,12 +386,7 @@ def test_random_elementwise_graphs_match_numpy_bit_for_bit(g, seed):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(graphs(with_sums=True), st.integers(0, 2**16))
 def test_random_graphs_with_sums_match_numpy_on_exact_data(g, seed):
-    xs, outs, dtype, rows = g
-    fused, plain = _both(xs, outs)
-    event(f"{fused.source.count('@numba.njit')} fused loop(s)")
-    vals = _inputs(xs, rows, dtype, seed, integers=True)
-    got, want = fused(*vals), plain(*vals)
-    for a, b in zip(got, want):
+    for a, b in _run_both(g, seed, integers=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
 
 

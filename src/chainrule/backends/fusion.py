@@ -50,13 +50,13 @@ import numpy as np
 
 from ..errors import ChainruleError
 from ..ops.base import dtype_expr
+from .program import consumers, nominal_size
 
 FUSE_CHOICES = (None, "numba")
 MAX_NODES = 48  # per loop: Numba's compile time grows with the loop body
 # per function: Numba compiles a loop in ~0.1 s, so a graph of thousands of
 # small groups keeps the largest ones (by nodes saved times elements)
 MAX_LOOPS = 64
-NOMINAL_UNKNOWN = 64  # an unknown dim's size when ranking groups
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -193,12 +193,7 @@ def schedule(order, exclude=()) -> list:
     reading the group sits between them and closes it (the depth-first order
     puts an MLP's ``g @ W.T`` between ``g`` and its bias gradient ``sum(g)``).
     Each node keeps its place otherwise."""
-    users: dict = {}
-    for n in order:
-        for inp in n.inputs:
-            lst = users.setdefault(inp.id, [])
-            if not lst or lst[-1] is not n:
-                lst.append(n)
+    users = consumers(order)
     done, out = set(), []
 
     def joins(c, m):
@@ -270,11 +265,8 @@ def plan(order, keep_ids, exclude=()) -> list:
     if not kept:
         return []
     if len(kept) > MAX_LOOPS:  # the rest stay NumPy statements, in their places
-        def saved(g):
-            n = 1
-            for d in g.shape:
-                n *= NOMINAL_UNKNOWN if d is None else d
-            return (len(g.nodes) - 1) * n
+        def saved(g):  # statements saved times elements
+            return (len(g.nodes) - 1) * nominal_size(g.nodes[0])
         best = {id(g) for g in sorted(kept, key=saved, reverse=True)[:MAX_LOOPS]}
         kept = [g for g in kept if id(g) in best]
     outside = {}  # node id -> read by a node outside its group (or kept)?

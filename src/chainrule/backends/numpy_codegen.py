@@ -369,7 +369,9 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     else:
         imports = ["import numpy as np"]
     if loops_used:
-        imports += ["import math", "", "import numba  # compiles the fused loops"]
+        if any("math." in h for h in helpers.values()):
+            imports.append("import math")
+        imports += ["", "import numba  # compiles the fused loops"]
     lines = header + imports + [""]
     if check_finite:
         helpers["_finite"] = (

@@ -56,6 +56,17 @@ def nominal_size(node, unknown=NOMINAL_UNKNOWN):
     return n
 
 
+def consumers(order) -> dict:
+    """Node id -> the nodes reading it, each once, in ``order``'s order."""
+    users: dict = {}
+    for n in order:
+        for inp in n.inputs:
+            lst = users.setdefault(inp.id, [])
+            if not lst or lst[-1] is not n:
+                lst.append(n)
+    return users
+
+
 def reductions_early(order) -> list:
     """``order`` with each large array's much smaller consumers (sums, the
     bias gradient ``g.sum(axis=0)``, ...) moved up to just after it, when
@@ -67,12 +78,7 @@ def reductions_early(order) -> list:
     sum, so ``lr * g`` needs a buffer of its own instead of ``g``'s. Moving
     the consumer earlier only shortens its operands' lives; its own result
     is small. A stable pass: every other node keeps its place."""
-    users: dict = {}
-    for n in order:
-        for inp in n.inputs:
-            lst = users.setdefault(inp.id, [])
-            if not lst or lst[-1] is not n:
-                lst.append(n)
+    users = consumers(order)
     done = set()
     out = []
     for n in order:
