@@ -50,6 +50,7 @@ import numpy as np
 
 from ..errors import ChainruleError
 from ..ops.base import dtype_expr
+from . import vecmath
 from .program import consumers, nominal_size
 
 FUSE_CHOICES = (None, "numba")
@@ -167,10 +168,24 @@ def operand_index(inp_shape, shape):
     return "[" + ", ".join(parts) + "]"
 
 
-def _elementwise_ok(node) -> bool:
+def vector_function(node):
+    """The name in :data:`.vecmath.libmvec` of the vector function computing
+    ``node`` (a unary op whose NumPy function libmvec has), or None."""
+    u = node.op.ufunc
+    if u is None or not u.startswith("np.") or len(node.inputs) != 1 \
+            or not node.op.elementwise or u[3:] not in vecmath.FUNCTIONS \
+            or node.dtype not in _DTYPES:
+        return None
+    return vecmath.loop_name(u[3:])
+
+
+def _elementwise_ok(node, vector=False) -> bool:
+    """Can ``node`` be a loop's member: an elementwise op with a ``scalar``
+    template, or with ``vector`` (vecmath="libmvec") one libmvec computes?"""
     op = node.op
-    if op.scalar is None or node.dtype not in _DTYPES or node.ndim not in (1, 2) \
-            or 0 in node.shape:
+    if op.scalar is None and not (vector and vector_function(node)):
+        return False
+    if node.dtype not in _DTYPES or node.ndim not in (1, 2) or 0 in node.shape:
         return False
     # an unknown dim (None) reads by the loop index only where the result's
     # dim is unknown too: (None, 4) + (3, 4) may broadcast a 1 at run time
@@ -186,7 +201,7 @@ def _reduction_ok(node) -> bool:
     return src.ndim == 2 and node.dtype == src.dtype and tuple(axes) in ((0,), (1,))
 
 
-def schedule(order, exclude=()) -> list:
+def schedule(order, exclude=(), vector=False) -> list:
     """``order`` with each fusable node's fusable consumers (elementwise ops
     of its shape and dtype, sums of it) moved up to just after it when
     their other operands are ready by then, so that no unrelated statement
@@ -201,19 +216,19 @@ def schedule(order, exclude=()) -> list:
             return False
         if _reduction_ok(c):
             return True
-        return _elementwise_ok(c) and c.shape == m.shape and c.dtype == m.dtype
+        return _elementwise_ok(c, vector) and c.shape == m.shape and c.dtype == m.dtype
 
     for n in order:
         if n.id in done:
             continue
         out.append(n)
         done.add(n.id)
-        if n.id in exclude or not _elementwise_ok(n):
+        if n.id in exclude or not _elementwise_ok(n, vector):
             continue
         queue = [n]
         while queue:
             m = queue.pop()
-            if not _elementwise_ok(m):
+            if not _elementwise_ok(m, vector):
                 continue  # a sum: its consumers are another group's
             for c in users.get(m.id, ()):
                 if joins(c, m) and all(i.id in done or i.is_leaf for i in c.inputs):
@@ -227,14 +242,15 @@ def schedule(order, exclude=()) -> list:
     return out
 
 
-def plan(order, keep_ids, exclude=()) -> list:
+def plan(order, keep_ids, exclude=(), vector=False) -> list:
     """The groups worth a kernel (two nodes or more), in program order; the
-    ids in ``exclude`` fuse with nothing."""
+    ids in ``exclude`` fuse with nothing; with ``vector``, libmvec's
+    functions fuse too (:func:`vector_function`)."""
     group_of = {}
     groups = []
     for pos, node in enumerate(order):
         g = None
-        elementwise = node.id not in exclude and _elementwise_ok(node)
+        elementwise = node.id not in exclude and _elementwise_ok(node, vector)
         if elementwise:
             for inp in node.inputs:
                 h = group_of.get(inp.id)
@@ -323,52 +339,157 @@ def kernel_source(group, kname, arg_name, literal, fresh):
     shape, dt = group.shape, dtype_expr(group.dtype)
     loops = [fresh("_i"), fresh("_j")][:len(shape)]
     bounds = [str(n) if n is not None else fresh("_n") for n in shape]
-    full = ", ".join(loops)
-    params, pre, loads = [], [], []
-    elem = {}  # node id -> the expression of its element in the loop body
+    params, pre = [], []
+    fixed = {}  # node id -> the name of its value, the same everywhere
+    reads = {}  # node id -> (a name for its element, how the loop reads it)
     for ext in group.externals:
         if ext.op.name == "constant" and ext.ndim == 0:
-            elem[ext.id] = fresh("_s")
-            pre.append(f"{elem[ext.id]} = {dt}({literal(ext)})")
+            fixed[ext.id] = fresh("_s")
+            pre.append(f"{fixed[ext.id]} = {dt}({literal(ext)})")
             continue
         params.append(ext)
-        elem[ext.id] = var = fresh("_a")
         index = operand_index(ext.shape, shape)
         if index == "[()]":  # the same value everywhere: a scalar (see call_args)
-            pre.append(f"{var} = {arg_name(ext)}")
-        else:  # read before any write
+            fixed[ext.id] = fresh("_a")
+            pre.append(f"{fixed[ext.id]} = {arg_name(ext)}")
+        else:
             index = index.replace("_i", loops[0]).replace("_j", loops[-1])
-            loads.append(f"{var} = {arg_name(ext)}{index}")
-    body = []
-    writes = {n.id for n in results(group)}
+            reads[ext.id] = (fresh("_a"), f"{arg_name(ext)}{index}")
     for node in group.nodes:
         if node.id in group.reductions:
-            axis, keep = node.attrs[0][0], node.attrs[1]
-            acc = arg_name(node)
-            pre.append(f"{acc}[:] = {node.op.identity!r}")
-            ix = loops[1] if axis == 0 else loops[0]
-            if keep:
-                ix = f"0, {ix}" if axis == 0 else f"{ix}, 0"
-            target = f"{acc}[{ix}]"
-            body.append(f"{target} = {node.op.accumulate(target, elem[node.inputs[0].id])}")
-            continue
-        elem[node.id] = var = fresh("_e")
-        body.append(f"{var} = {node.op.scalar(node.attrs, *(elem[i.id] for i in node.inputs))}")
-        if node.id in writes:
-            body.append(f"{arg_name(node)}[{full}] = {var}")
+            pre.append(f"{arg_name(node)}[:] = {node.op.identity!r}")
+    if any(n.op.scalar is None for n in group.nodes if n.id not in group.reductions):
+        body = _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre)
+    else:
+        body = _flat_body(group, loops, bounds, arg_name, fresh, fixed, reads)
     params += results(group)
     what = ", ".join(_describe(n) for n in group.nodes)
     sizes = [b for b, n in zip(bounds, shape) if n is None]
     lines = ["@numba.njit(error_model='numpy')",
              f"def {kname}({', '.join([arg_name(p) for p in params] + sizes)}):",
              f"    # {what}"]
-    lines += ["    " + s for s in pre]
-    indent = "    "
+    lines += ["    " + t for t in pre] + body
+    return "\n".join(lines) + "\n", params
+
+
+def _accumulate(node, loops, arg_name, value) -> str:
+    """The statement adding element ``value`` to reduction ``node``'s result."""
+    axis, keep = node.attrs[0][0], node.attrs[1]
+    ix = loops[1] if axis == 0 else loops[0]
+    if keep:
+        ix = f"0, {ix}" if axis == 0 else f"{ix}, 0"
+    target = f"{arg_name(node)}[{ix}]"
+    return f"{target} = {node.op.accumulate(target, value)}"
+
+
+def _flat_body(group, loops, bounds, arg_name, fresh, fixed, reads) -> list:
+    """The loop nest when every member has a ``scalar`` template: each
+    operand's element read once, then one statement per member."""
+    full = ", ".join(loops)
+    elem, loads, body = dict(fixed), [], []
+    for ext in group.externals:  # read before any write
+        if ext.id in reads:
+            elem[ext.id], where = reads[ext.id]
+            loads.append(f"{elem[ext.id]} = {where}")
+    writes = {n.id for n in results(group)}
+    for node in group.nodes:
+        if node.id in group.reductions:
+            body.append(_accumulate(node, loops, arg_name, elem[node.inputs[0].id]))
+            continue
+        elem[node.id] = var = fresh("_e")
+        body.append(f"{var} = {node.op.scalar(node.attrs, *(elem[i.id] for i in node.inputs))}")
+        if node.id in writes:
+            body.append(f"{arg_name(node)}[{full}] = {var}")
+    lines, indent = [], "    "
     for ix, n in zip(loops, bounds):
         lines.append(f"{indent}for {ix} in range({n}):")
         indent += "    "
-    lines += [indent + s for s in loads + body]
-    return "\n".join(lines) + "\n", params
+    return lines + [indent + t for t in loads + body]
+
+
+def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -> list:
+    """The loop nest when some members are libmvec's vector functions
+    (``vecmath="libmvec"``): for each row (a 1-D loop is one row), the
+    members run as inner loops split at each such member, which runs as one
+    call over a row buffer (``libmvec.tanh(_r1, _r2)``); a value a later
+    inner loop reads goes through a row buffer too. The buffers stay in the
+    cache, the operands and results are read and written once."""
+    inner, width, full = loops[-1], bounds[-1], ", ".join(loops)
+    staged = [n for n in group.nodes
+              if n.id not in group.reductions and n.op.scalar is None]
+    part, stage = {}, {}  # member id -> its inner loop; staged id -> loops before it
+    k = 0
+    for node in group.nodes:
+        if node.op.scalar is None and node.id not in group.reductions:
+            stage[node.id] = k
+            k += 1
+        else:
+            part[node.id] = k
+    row = {}  # node id -> its row buffer
+
+    def keep_row(x):
+        if x.id not in row and x.id not in fixed:
+            row[x.id] = fresh("_r")
+
+    for node in group.nodes:
+        if node.id in stage:
+            keep_row(node.inputs[0])
+            keep_row(node)
+            continue
+        for x in node.inputs[:1] if node.id in group.reductions else node.inputs:
+            if x.id in part and part[x.id] < part[node.id]:
+                keep_row(x)
+    pre += [f"{r} = np.empty({width}, {dt})" for r in row.values()]
+    writes = {n.id for n in results(group)}
+    lines, indent = [], "    "
+    if len(loops) == 2:
+        lines.append(f"{indent}for {loops[0]} in range({bounds[0]}):")
+        indent += "    "
+    copied = set()
+    for k in range(len(staged) + 1):
+        elem, loads, body = dict(fixed), [], []
+
+        def value(x):
+            v = elem.get(x.id)
+            if v is None:
+                if x.id in reads:  # an operand's element
+                    v = fresh("_a")
+                    loads.append(f"{v} = {reads[x.id][1]}")
+                else:  # an earlier loop's or a vector function's value
+                    v = fresh("_e")
+                    loads.append(f"{v} = {row[x.id]}[{inner}]")
+                elem[x.id] = v
+            return v
+
+        for node in group.nodes:
+            if part.get(node.id) != k:
+                continue
+            if node.id in group.reductions:
+                body.append(_accumulate(node, loops, arg_name, value(node.inputs[0])))
+                continue
+            args = [value(i) for i in node.inputs]
+            elem[node.id] = var = fresh("_e")
+            body.append(f"{var} = {node.op.scalar(node.attrs, *args)}")
+            if node.id in row:
+                body.append(f"{row[node.id]}[{inner}] = {var}")
+            if node.id in writes:
+                body.append(f"{arg_name(node)}[{full}] = {var}")
+        for node in staged:
+            if stage[node.id] == k - 1 and node.id in writes:
+                body.append(f"{arg_name(node)}[{full}] = {value(node)}")
+            x = node.inputs[0]
+            if stage[node.id] == k and x.id in reads and x.id not in copied:
+                copied.add(x.id)  # an operand into a row: the function's input
+                body.append(f"{row[x.id]}[{inner}] = {value(x)}")
+        if body:
+            lines.append(f"{indent}for {inner} in range({width}):")
+            lines += [f"{indent}    {t}" for t in loads + body]
+        for node in staged:
+            if stage[node.id] == k:
+                lines.append(f"{indent}libmvec.{vector_function(node)}"
+                             f"({row[node.inputs[0].id]}, {row[node.id]})"
+                             f"  # {node.op.name}")
+    return lines
 
 
 def call_args(params, arg_name, sizes=()) -> str:
@@ -435,6 +556,8 @@ def share_compiled(namespace):
             known = _SHARED.get(key)
             if known is None:
                 own = {"np": namespace["np"], "math": math, "numba": numba}
+                if "libmvec" in namespace:
+                    own["libmvec"] = namespace["libmvec"]
                 exec(compile(key, "<chainrule loop>", "exec"), own)
                 known = own[name]
                 if len(_SHARED) >= _SHARED_MAX:

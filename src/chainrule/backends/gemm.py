@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ChainruleError
 
-BLAS_CHOICES = (None, "scipy")
+BLAS_CHOICES = (None, "scipy", "numpy")
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -52,16 +52,30 @@ def _gemm_update(c, a, b, alpha):
 '''
 
 
+# blas="numpy": the same call, to NumPy's own BLAS through ctypes (see .cblas)
+NUMPY_HELPER = ("from chainrule.backends.cblas import gemm_update as _gemm_update"
+                "  # NumPy's own BLAS\n")
+
+
+def helper(blas) -> str:
+    """The source defining ``_gemm_update(c, a, b, alpha)`` for ``blas``."""
+    return NUMPY_HELPER if blas == "numpy" else HELPER
+
+
 def check_choice(blas):
     """Raise a clear error when ``blas`` is not one of the choices."""
     if blas not in BLAS_CHOICES:
         raise ChainruleError(f"function: blas={blas!r} is not a choice; use None "
-                             f"(NumPy only) or 'scipy'")
+                             f"(NumPy only), 'numpy' (NumPy's own BLAS, called "
+                             f"directly) or 'scipy' (SciPy's)")
 
 
 def check_available(blas):
     """Raise a clear error when ``blas`` is not a choice or SciPy is missing."""
     check_choice(blas)
+    if blas == "numpy":
+        from .cblas import check_available as numpy_blas_available
+        numpy_blas_available()
     if blas == "scipy":
         try:
             import scipy.linalg.blas  # noqa: F401

@@ -25,7 +25,7 @@ from ..errors import NonFiniteError
 from ..ops.base import dtype_expr, uniform_entry
 from . import fusion
 from .buffers import BufferPlan
-from .gemm import HELPER as GEMM_HELPER
+from .gemm import helper as gemm_helper
 from .gemm import alpha_code, check_available, fusable_update
 from .program import Program, describe_node, last_uses
 from .vecmath import check_available as vecmath_check
@@ -197,8 +197,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     groups, order = [], prog.order
     if fuse and not check_finite:
         exclude = _gemm_candidates(prog) if blas else ()
-        order = fusion.schedule(order, exclude)
-        groups = fusion.plan(order, keep, exclude)
+        order = fusion.schedule(order, exclude, vector=bool(vecmath))
+        groups = fusion.plan(order, keep, exclude, vector=bool(vecmath))
         order = fusion.steps(order, groups)  # a group's nodes -> one loop step
     dying = last_uses(order, keep)
     locals_ = set()
@@ -228,6 +228,8 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
                 helpers[h] = src
                 if fuse and not check_finite and h in op.loop_helpers:
                     helpers[h] = op.loop_helpers[h]
+                    if vecmath:
+                        helpers[h] = op.vector_helpers.get(h, helpers[h])
                     loops_used = True
         return expr
 
@@ -309,7 +311,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
             replaced, nxt, (buf, target), (sign, scale) = fused
             fused_away.update(r.id for r in replaced)
             plan.forget_demand(node, *replaced)  # they will not take a pooled buffer
-            helpers["_gemm_update"] = GEMM_HELPER
+            helpers["_gemm_update"] = gemm_helper(blas)
             a, b = (ref(x, node) for x in node.inputs)
             nm = namer.fresh(nxt.name)
             names[nxt.id] = nm
@@ -371,6 +373,9 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
     if loops_used:
         if any("math." in h for h in helpers.values()):
             imports.append("import math")
+        if any("libmvec." in h for h in helpers.values()):
+            imports.append("from chainrule.backends.vecmath import libmvec  "
+                           "# glibc's vector functions, for the loops")
         imports += ["", "import numba  # compiles the fused loops"]
     lines = header + imports + [""]
     if check_finite:

@@ -147,8 +147,16 @@ def prepare(names, dtypes):
 
 
 def used_functions(source: str) -> set:
-    """The names of this module's functions that ``source`` calls as ``np.name``."""
-    return {name for name in tuple(FUNCTIONS) if f"np.{name}(" in source}
+    """The names of this module's functions that ``source`` calls, as
+    ``np.name`` or in a fused loop as ``libmvec.cname``."""
+    return {name for name, cname in tuple(FUNCTIONS.items())
+            if f"np.{name}(" in source or f"libmvec.{cname}(" in source}
+
+
+def loop_name(name: str) -> str:
+    """The name in :data:`libmvec` of NumPy function ``name``'s vector
+    function (the C library's: ``arcsinh`` -> ``asinh``)."""
+    return FUNCTIONS[name]
 
 
 def _kernel(name, dtype):
@@ -165,9 +173,11 @@ def _kernel(name, dtype):
     return k
 
 
-def _build(cname: str, dtype):
+def _apply(cname: str, dtype):
+    """A Numba intrinsic ``apply(src, dst, start)``: ``dst[start:start +
+    lanes] = f(src[start:start + lanes])``, one call of the vector function
+    (both arrays 1-D and contiguous)."""
     from llvmlite import ir
-    from numba import from_dtype, njit
     from numba import types as nt
     from numba.extending import intrinsic
 
@@ -178,7 +188,6 @@ def _build(cname: str, dtype):
 
     @intrinsic
     def apply(typingctx, src, dst, start):
-        """dst[start:start + lanes] = f(src[start:start + lanes]), one call."""
         def codegen(context, builder, signature, args):
             a, b, i = args
             fn = builder.module.globals.get(symbol)
@@ -193,6 +202,14 @@ def _build(cname: str, dtype):
             return context.get_dummy_value()
         return nt.void(src, dst, start), codegen
 
+    return apply, lanes
+
+
+def _build(cname: str, dtype):
+    from numba import from_dtype, njit
+    from numba import types as nt
+
+    apply, lanes = _apply(cname, dtype)
     scalar_type = dtype.type
 
     def kernel(a, o):
@@ -216,6 +233,84 @@ def _build(cname: str, dtype):
     jitted.disable_compile()  # any other argument type is an error, never a compilation
     _self_test(jitted, cname, dtype, lanes)
     return jitted
+
+
+def _loop_function(cname: str, dtype):
+    """``f(src, dst)``: ``dst[:] = f(src)`` for two distinct 1-D C-contiguous
+    arrays of one length, a Numba function the fused loops call on a row. A
+    tail shorter than a vector is computed by the array's last full vector
+    again (its first lanes get the values they already hold: the same
+    function of the same input), so nothing is allocated unless the array is
+    shorter than one vector."""
+    from numba import njit
+
+    apply, lanes = _apply(cname, dtype)
+    scalar_type = dtype.type
+
+    def vector(a, o):
+        n = a.size
+        i = 0
+        while i + lanes <= n:
+            apply(a, o, i)
+            i += lanes
+        if i < n:
+            if n >= lanes:
+                apply(a, o, n - lanes)
+            else:
+                t = numpy.empty(lanes, scalar_type)
+                t[:] = a[0]
+                t[:n] = a
+                apply(t, t, 0)
+                o[:] = t[:n]
+
+    return njit(nogil=True)(vector)
+
+
+def _generic(cname: str):
+    """A Numba function of both float dtypes: ``libmvec.tanh(src, dst)``
+    runs tanhf's vector function on float32 arrays, tanh's on float64."""
+    from numba import types as nt
+    from numba.extending import overload
+
+    def apply(src, dst):  # a stub: Numba calls the overload's implementation
+        raise NotImplementedError("libmvec's functions run inside Numba code only")
+
+    impls = {}
+
+    @overload(apply, jit_options={"nogil": True})
+    def typed(src, dst):
+        if not (isinstance(src, nt.Array) and isinstance(dst, nt.Array)) \
+                or src.dtype != dst.dtype or src.dtype not in (nt.float32, nt.float64):
+            return None
+        dt = numpy.dtype(str(src.dtype))
+        fn = impls.get(dt)
+        if fn is None:
+            fn = impls[dt] = _loop_function(cname, dt)
+        return lambda src, dst: fn(src, dst)
+
+    apply.__name__ = apply.__qualname__ = cname
+    return apply
+
+
+def __getattr__(attr):
+    """``libmvec``: the module of glibc's vector functions for Numba code, by
+    their C names (``libmvec.tanh(src, dst)``), which the fused loops call
+    (fuse="numba" with vecmath="libmvec"); made at its first import, since
+    it needs Numba and the library."""
+    if attr != "libmvec":
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    mod = _state.get("libmvec")
+    if mod is None:
+        check_available("libmvec")  # loads the library for LLVM
+        with _lock:
+            mod = _state.get("libmvec")
+            if mod is None:
+                mod = types.ModuleType("libmvec", "glibc's vector math functions, "
+                                                  "for Numba code")
+                for cname in FUNCTIONS.values():
+                    setattr(mod, cname, _generic(cname))
+                _state["libmvec"] = mod
+    return mod
 
 
 def run_kernel(kernel, x, out):

@@ -84,6 +84,10 @@ class Op:
     # fuse="numba": the same names and calls, free to run Numba loops
     # (``@numba.njit``) where they apply.
     loop_helpers: dict = field(default_factory=dict)
+    # ... and instead of those when it is compiled with vecmath="libmvec"
+    # too: free to call glibc's vector functions (``libmvec.exp(src, dst)``
+    # over two 1-D contiguous arrays of one float dtype).
+    vector_helpers: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
