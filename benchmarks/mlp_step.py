@@ -106,6 +106,15 @@ def faults_per_call(fn, n=50) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
 
 
+def numpy_blas_available() -> bool:
+    from chainrule.backends.cblas import check_available
+    try:
+        check_available()
+    except cr.ChainruleError:
+        return False
+    return True
+
+
 def libmvec_available() -> bool:
     from chainrule.backends.vecmath import check_available
     try:
@@ -124,12 +133,15 @@ def numba_available() -> bool:
     return True
 
 
-def floor_factory(values, x, n_out, tanh=np.tanh):
+def floor_factory(values, x, n_out, tanh=np.tanh, gemm=None):
     """The work every implementation of the step must do, with nothing else:
     each layer's matmuls (forward, weight gradient, input gradient) and the
     hidden tanh, into preallocated buffers. Its time over the hand-written
     step's is the best ratio any NumPy-based code could reach here (with
-    ``tanh``: NumPy's, or libmvec's for the vecmath='libmvec' rows)."""
+    ``tanh``: NumPy's, or libmvec's for the vecmath='libmvec' rows; with
+    ``gemm``, ``gemm(c, a, b, alpha)``: the weight gradients added into
+    their buffers by a gemm with beta=1, as the blas rows' updates are,
+    which skips the zeroing a product into a buffer starts with)."""
     Ws = values[0::2]
     batch = x.shape[0]
     hs = [x] + [np.empty((batch, W.shape[1]), W.dtype) for W in Ws]
@@ -143,7 +155,10 @@ def floor_factory(values, x, n_out, tanh=np.tanh):
             if k + 1 < len(Ws):
                 tanh(hs[k + 1], out=hs[k + 1])
         for k in reversed(range(len(Ws))):
-            np.matmul(hs[k].T, gs[k], out=gws[k])
+            if gemm is None:
+                np.matmul(hs[k].T, gs[k], out=gws[k])
+            else:
+                gemm(gws[k], hs[k].T, gs[k], -1e-30)
             if k > 0:
                 np.matmul(gs[k], Ws[k].T, out=gxs[k])
 
@@ -172,7 +187,11 @@ def run(sizes, batch, dtype, repeat, blas=None, vecmath=None, unknown_batch=Fals
         tanh = vnp.tanh
     else:
         tanh = np.tanh
-    _, _, floor = blocked_times(floor_factory(values, x, sizes[-1], tanh), lambda: step(x, y),
+    gemm = None
+    if blas and numpy_blas_available():
+        from chainrule.backends.cblas import gemm_update as gemm
+    _, _, floor = blocked_times(floor_factory(values, x, sizes[-1], tanh, gemm),
+                                lambda: step(x, y),
                                 blocks=max(blocks // 3, 5))
     faults = (faults_per_call(lambda: f(x, y)), faults_per_call(lambda: step(x, y)))
     return t_cr, t_np, ratio, floor, faults
@@ -182,15 +201,16 @@ def main(quick=False):
     print(machine_info())
     repeat = 50 if quick else 300
     rows = []
-    blases = [None] + (["scipy"] if scipy_blas_available() else [])
+    blases = [None] + (["numpy"] if numpy_blas_available() else []) \
+        + (["scipy"] if scipy_blas_available() else [])
     vecmaths = [None] + (["libmvec"] if libmvec_available() else [])
     fuses = [None] + (["numba"] if numba_available() else [])
     # the last variant: placeholders of shape (None, n), the batch size known
     # at run time only (as users often write them), default options
     variants = [(b, v, None, False) for v in vecmaths for b in blases]
     variants += [(None, v, "numba", False) for v in vecmaths if "numba" in fuses]
-    if "numba" in fuses and len(blases) > 1 and len(vecmaths) > 1:
-        variants.append(("scipy", "libmvec", "numba", False))
+    if "numba" in fuses and len(vecmaths) > 1:
+        variants += [(b, "libmvec", "numba", False) for b in blases if b]
     variants.append((None, None, None, True))
     if "numba" in fuses:
         variants.append((None, None, "numba", True))
@@ -209,9 +229,13 @@ def main(quick=False):
     print("\nSGD train step, median microseconds over alternating blocks of calls; ratio = "
           "chainrule / hand-written (median of the blocks);\nfloor = the matmuls and tanh "
           "alone / hand-written (no NumPy-based step can beat it; with libmvec's tanh in "
-          "the vecmath rows)")
+          "the vecmath rows, the weight gradients added by a gemm with beta=1 in the blas "
+          "rows)")
     print(table(["MLP", "batch", "dtype", "chainrule", "chainrule us", "hand-written numpy us",
                  "ratio", "floor", "page faults per step (cr / numpy)"], rows))
+    if not numpy_blas_available():
+        print("(NumPy's BLAS library exports no CBLAS gemm here: the blas='numpy' rows "
+              "are skipped)")
     if not scipy_blas_available():
         print("(SciPy not installed: the blas='scipy' rows are skipped)")
     if not libmvec_available():

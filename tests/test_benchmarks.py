@@ -25,11 +25,14 @@ def mlp_step():
 
 @pytest.mark.parametrize("blas, vecmath, fuse", [
     (None, None, None), ("scipy", None, None), (None, "libmvec", None), ("scipy", "libmvec", None),
-    (None, None, "numba"), ("scipy", "libmvec", "numba")])
+    (None, None, "numba"), ("scipy", "libmvec", "numba"), ("numpy", None, None),
+    ("numpy", "libmvec", "numba")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_small_mlp_step_matches_the_hand_written_one(mlp_step, dtype, blas, vecmath, fuse):
-    if blas and not mlp_step.scipy_blas_available():
+    if blas == "scipy" and not mlp_step.scipy_blas_available():
         pytest.skip("SciPy not installed")
+    if blas == "numpy" and not mlp_step.numpy_blas_available():
+        pytest.skip("NumPy's BLAS exports no CBLAS gemm here")
     if vecmath and not mlp_step.libmvec_available():
         pytest.skip("Numba or libmvec not available")
     if fuse and not mlp_step.numba_available():
@@ -45,6 +48,9 @@ def test_floor_does_the_same_matmuls(mlp_step):
     values = mlp_step.init((6, 5, 3), "float64")
     x = np.random.default_rng(0).standard_normal((4, 6))
     mlp_step.floor_factory(values, x, 3)()  # runs without shape errors
+    if mlp_step.numpy_blas_available():
+        from chainrule.backends.cblas import gemm_update
+        mlp_step.floor_factory(values, x, 3, gemm=gemm_update)()
 
 
 def test_blocked_times_reports_the_slower_side():
