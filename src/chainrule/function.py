@@ -358,9 +358,10 @@ def function(inputs, outputs, updates=None, backend="numpy", optimize=True,
     ``updates`` maps parameters to new-value expressions, applied after the
     outputs are computed (every update reads the old values).
 
-    ``blas="scipy"`` (numpy backend, optional, needs SciPy) runs each update
-    ``p - A @ B`` as one in-place BLAS gemm instead of a product and a
-    subtraction; the interpreter ignores it.
+    ``blas="numpy"`` (numpy backend: the BLAS library NumPy runs, called
+    through ctypes) or ``blas="scipy"`` (optional, needs SciPy) runs each
+    update ``p - A @ B`` as one in-place BLAS gemm instead of a product and
+    a subtraction; the interpreter ignores it.
 
     ``vecmath="libmvec"`` (numpy backend, optional, needs Numba, glibc and an
     AVX2 CPU) computes tanh, exp, log, sin and the other transcendental
@@ -371,7 +372,8 @@ def function(inputs, outputs, updates=None, backend="numpy", optimize=True,
     ``fuse="numba"`` (numpy backend, optional, needs Numba) computes chains
     of elementwise arithmetic and their sums over an axis in one compiled
     loop each instead of one NumPy call per op (float arrays of one or two
-    dimensions, every size known); the interpreter ignores it.
+    dimensions; with ``vecmath`` too, libmvec's functions join the loops);
+    the interpreter ignores it.
 
     >>> import chainrule as cr
     >>> x, y = cr.placeholder("x"), cr.placeholder("y")
