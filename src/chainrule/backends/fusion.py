@@ -26,11 +26,13 @@ fused value is NumPy's bit for bit (but for the sign bit of a NaN, which
 IEEE arithmetic leaves open: LLVM may compute -(a * b) as (-a) * b); a
 fused sum adds in plain order, so its last bits may differ from NumPy's
 pairwise sum. Transcendental functions do
-not fuse: Numba would call the C library once per element, where NumPy (or
-``vecmath="libmvec"``) runs vectorised code. An op may also declare
+not fuse: Numba would call the C library once per element, where NumPy runs
+vectorised code; but with ``vecmath="libmvec"`` too, those libmvec has
+(:func:`vector_function`) join the loops as calls of its vector function
+over a row buffer (:func:`_staged_body`). An op may also declare
 ``loop_helpers``, Numba versions of its helpers used with fusion (softmax
 and log-softmax over the rows of a matrix: one loop instead of six NumPy
-calls).
+calls), and ``vector_helpers`` for when libmvec's functions are there too.
 
 Only float32 and float64 arrays of one or two dimensions fuse; an operand
 may broadcast (a bias row, a column, a 0-d value). A dim known at run time

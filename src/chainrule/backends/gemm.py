@@ -1,12 +1,14 @@
-"""Fused parameter updates through BLAS (opt-in: ``cr.function(..., blas="scipy")``).
+"""Fused parameter updates through BLAS (opt-in: ``cr.function(...,
+blas="numpy")`` or ``blas="scipy"``).
 
 An SGD update whose gradient ends in a matrix product, ``W - A @ B``, costs
 NumPy a product into a new array and then a second pass over W. BLAS's gemm
 computes ``C = alpha * A @ B + beta * C`` in place, so with ``beta = 1`` the
 update happens inside the product: no temporary the size of W and one pass
 fewer over it (Theano's in-place GEMM optimisation). NumPy does not expose
-``beta``; SciPy's BLAS wrappers do, which is why this path needs SciPy and is
-off unless asked for.
+``beta``; SciPy's BLAS wrappers do (``blas="scipy"``: :data:`HELPER`), and
+so does the BLAS library NumPy itself runs, called through ctypes
+(``blas="numpy"``: :mod:`.cblas`). Both are off unless asked for.
 
 The code generator asks :func:`fusable_update` at each matmul whether the
 next statement is such an update that the buffer plan would run in place
