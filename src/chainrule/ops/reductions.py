@@ -530,8 +530,9 @@ def _row_loop_helper(name, numpy_src, last, vector_last=None):
 
     With ``vector_last`` (and vecmath="libmvec" too): the shifted values
     ``x - m`` of every row go into ``out``, one call of libmvec's exp over
-    all of them makes ``e``, then ``out[i, j] = vector_last`` (``s`` the
-    shifted value, ``e`` its exp, ``t`` and ``lt`` as above)."""
+    all of them makes ``exps`` (flat), then ``out[i, j] = vector_last``
+    (``out[i, j]`` holding the shifted value, ``exps[i * k + j]`` its exp,
+    ``t`` and ``lt`` as above)."""
     max_loop = """    for i in range(x.shape[0]):
         m = low
         for j in range(x.shape[1]):
@@ -564,8 +565,6 @@ def _row_loop_helper(name, numpy_src, last, vector_last=None):
             t += exps[i * k + j]
         lt = math.log(t)
         for j in range(k):
-            s = out[i, j]
-            e = exps[i * k + j]
             out[i, j] = {vector_last}
 """
     return numpy_src.replace(f"def {name}(", f"def {name}_numpy(", 1) + f'''
@@ -586,9 +585,10 @@ def {name}(x, axis, ones=None):
 _SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, "out[i, j] / t")
 _LOG_SOFTMAX_LOOP_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC,
                                          "(x[i, j] - m) - lt")
-_SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, None, "e / t")
+_SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, None,
+                                       "exps[i * k + j] / t")
 _LOG_SOFTMAX_VECTOR_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC, None,
-                                           "s - lt")
+                                           "out[i, j] - lt")
 
 
 def _softmax_impl(attrs, x):
