@@ -8,8 +8,8 @@ OpenBLAS 0.3.30 runs the MLP's 784x128x256 float32 product in 601 us where
 NumPy's 0.3.31 takes 570 us, so the fused update (584 us) hardly beats
 NumPy's product and separate update (601 us). This module finds the BLAS
 library NumPy itself runs (loaded in the process: the OpenBLAS of NumPy's
-wheels, or any library exporting CBLAS's ``cblas_sgemm``/``cblas_dgemm``)
-and calls its gemm through ctypes: the same update takes 554 us, and no
+wheels, or any library exporting CBLAS's ``cblas_sgemm``/``cblas_dgemm``
+that NumPy links) and calls its gemm through ctypes: the same update takes 554 us, and no
 SciPy is needed.
 
 :func:`gemm_update` checks everything BLAS relies on (native float32 or
@@ -43,23 +43,19 @@ _lock = threading.Lock()
 
 
 def _libraries():
-    """Paths of the BLAS libraries that may be NumPy's: those loaded in this
-    process (Linux), then those shipped next to NumPy (its wheels)."""
+    """Where to look for NumPy's BLAS, in order: NumPy's own extension module
+    (the symbol lookup follows the libraries it links, so it finds NumPy's
+    BLAS whatever else is loaded: SciPy's OpenBLAS has the same symbols),
+    then the libraries shipped next to NumPy (its wheels; on Windows the
+    lookup does not follow links)."""
     paths = []
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.split()[-1] if len(line.split()) >= 6 else ""
-                name = os.path.basename(path).lower()
-                if ("blas" in name or "mkl_rt" in name) and path not in paths:
-                    paths.append(path)
-    except OSError:  # not Linux
-        pass
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    ext = getattr(getattr(core, "_multiarray_umath", None), "__file__", None)
+    if ext:
+        paths.append(ext)
     root = os.path.dirname(os.path.dirname(np.__file__))
     for folder in ("numpy.libs", os.path.join("numpy", ".dylibs")):
-        for path in sorted(glob.glob(os.path.join(root, folder, "*blas*"))):
-            if path not in paths:
-                paths.append(path)
+        paths += sorted(glob.glob(os.path.join(root, folder, "*blas*")))
     return paths
 
 
@@ -77,8 +73,8 @@ def _bind(lib, pattern, bits):
 
 
 def _works(funcs) -> bool:
-    """One small update per dtype, against NumPy (a wrong calling convention
-    gives wrong numbers, not a crash, on these sizes)."""
+    """One small update per dtype, against NumPy, before the library is
+    trusted (the symbol names say the integer width: see _SYMBOLS)."""
     r = np.random.default_rng(0)
     for char, dt in (("f", np.float32), ("d", np.float64)):
         a = r.standard_normal((5, 3)).astype(dt)
@@ -92,6 +88,22 @@ def _works(funcs) -> bool:
     return True
 
 
+def _origin(fn, path):
+    """The file defining ctypes function ``fn`` (dladdr, where there is one),
+    else ``path``, where it was looked up."""
+    class Info(ctypes.Structure):
+        _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                    ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError, TypeError):  # not a POSIX C library
+        return path
+    info = Info()
+    if dladdr(ctypes.cast(fn, ctypes.c_void_p), ctypes.byref(info)) and info.fname:
+        return os.fsdecode(info.fname)
+    return path
+
+
 def _find():
     for path in _libraries():
         try:
@@ -102,17 +114,22 @@ def _find():
             if all(hasattr(lib, pattern.format(c)) for c in "sd"):
                 funcs = _bind(lib, pattern, bits)
                 if _works(funcs):
-                    return funcs, path
+                    return funcs, _origin(funcs["f"], path)
     return None, None
 
 
-def check_available():
-    """Find NumPy's BLAS (once), or raise a clear error."""
+def _functions():
+    """{dtype char: gemm} of NumPy's BLAS, found at the first call, or None."""
     if "gemm" not in _state:
         with _lock:
             if "gemm" not in _state:
                 _state["gemm"], _state["where"] = _find()
-    if _state["gemm"] is None:
+    return _state["gemm"]
+
+
+def check_available():
+    """Find NumPy's BLAS (once), or raise a clear error."""
+    if _functions() is None:
         raise ChainruleError(
             "function: blas='numpy' calls the gemm of the BLAS library NumPy uses, and "
             "none exporting CBLAS's cblas_sgemm/cblas_dgemm was found in this process "
@@ -156,7 +173,7 @@ _FLOATS = {np.dtype(np.float32): "f", np.dtype(np.float64): "d"}
 def gemm_update(c, a, b, alpha):
     """``c += alpha * (a @ b)`` in place, one gemm with beta=1 of NumPy's own
     BLAS when the arrays allow it, else NumPy's product and add."""
-    funcs = _state.get("gemm")
+    funcs = _state["gemm"] if "gemm" in _state else _functions()
     char = _FLOATS.get(getattr(c, "dtype", None))
     if (funcs is not None and char is not None and type(c) is type(a) is type(b) is np.ndarray
             and c.ndim == a.ndim == b.ndim == 2 and a.dtype == b.dtype == c.dtype
