@@ -639,3 +639,24 @@ def test_parameter_made_from_a_fortran_ordered_array(blas):
     r = np.random.default_rng(44)
     feeds = [(r.standard_normal((30, N)),) for _ in range(3)]
     _same_steps([x], [cr.sum(x)], {P: P - 0.1 * (x.T @ x)}, [P], feeds, blas)
+
+
+def test_numpy_blas_is_numpys_even_with_scipy_imported_first():
+    """SciPy's wheels load an OpenBLAS of their own, with gemm symbols of
+    their own: blas='numpy' must still find NumPy's (a fresh process, SciPy
+    imported before the search)."""
+    pytest.importorskip("scipy.linalg.blas")
+    import os
+    import subprocess
+    import sys
+    code = ("import scipy.linalg.blas, numpy, os\n"
+            "from chainrule.backends import cblas\n"
+            "cblas.check_available()\n"
+            "print(os.path.realpath(cblas.library()))\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=120).stdout.strip()
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"NumPy's BLAS not found here: {exc.stderr[-200:]}")
+    scipy_dir = os.path.dirname(os.path.dirname(__import__("scipy").__file__))
+    assert not os.path.realpath(out).startswith(os.path.join(scipy_dir, "scipy")), out
