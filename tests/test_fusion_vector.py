@@ -228,3 +228,57 @@ def test_the_generated_source_runs_on_its_own():
     exec(compile(f.source, "<generated>", "exec"), ns)
     a = np.random.default_rng(3).standard_normal((4, 10)).astype(np.float32)
     np.testing.assert_allclose(ns["compiled"](a)[0][0], f(a)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(20000, 3), (3, 700), (5000,), (1,)])
+def test_blocks_of_rows_and_stretches(dtype, shape):
+    """Rows narrower than a vector go many to a block, wide ones one to a
+    block; a long vector goes in stretches; the last block is partial."""
+    x = cr.placeholder("x", shape, dtype)
+    f = cr.function([x], [cr.tanh(x * 2.0) + x, cr.exp(x) * x], **OPTS)
+    assert f.source.count("libmvec.") >= 2
+    a = np.random.default_rng(7).uniform(-3, 3, shape).astype(dtype)
+    got = f(a)
+    _close(got[0], np.tanh(a * dtype_cast(2.0, dtype)) + a, dtype)
+    _close(got[1], np.exp(a) * a, dtype)
+
+
+def test_unknown_width():
+    x = cr.placeholder("x", (4, None), "float64")
+    f = cr.function([x], [cr.exp(x) - x], **OPTS)
+    assert "libmvec.exp(" in f.source
+    for width in (0, 1, 5, 129, 600):
+        a = np.random.default_rng(width).standard_normal((4, width))
+        _close(f(a)[0], np.exp(a) - a, "float64")
+
+
+def test_a_chain_of_functions_alone_is_not_a_loop():
+    """Copies into and out of buffers around libmvec's calls would only add
+    work to its own kernels: such a group stays NumPy statements."""
+    x = cr.placeholder("x", (6, 9), "float64")
+    f = cr.function([x], [cr.tan(cr.log(x))], **OPTS)
+    assert "_fused" not in f.source and "np.log(" in f.source
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_libmvec_functions_check_their_arguments(dtype):
+    """The functions generated loops call, used by hand: in place with a
+    tail, sizes that differ, a strided view (a typing error: the vector
+    function reads raw memory)."""
+    import numba
+    from chainrule.backends.vecmath import libmvec
+
+    @numba.njit
+    def call(a, o):
+        libmvec.tanh(a, o)
+
+    for n in (1, 3, 6, 9, 17):
+        a = np.linspace(-2, 2, n).astype(dtype)
+        b = a.copy()
+        call(b, b)  # in place: the tail must not be computed twice
+        np.testing.assert_allclose(b, np.tanh(a), **ULPS[dtype])
+    with pytest.raises(ValueError, match="sizes differ"):
+        call(np.zeros(9, dtype), np.zeros(8, dtype))
+    with pytest.raises(numba.core.errors.TypingError):
+        call(np.zeros(18, dtype)[::2], np.zeros(9, dtype))

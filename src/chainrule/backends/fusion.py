@@ -61,6 +61,9 @@ MAX_NODES = 48  # per loop: Numba's compile time grows with the loop body
 # small groups keeps the largest ones (by nodes saved times elements)
 MAX_LOOPS = 64
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# elements per block of a loop calling libmvec's functions (whole rows of a
+# matrix, at least one): its buffers stay in the first-level cache
+BLOCK = 512
 
 
 def check_choice(fuse):
@@ -279,7 +282,9 @@ def plan(order, keep_ids, exclude=(), vector=False) -> list:
         if g is not None:
             g.add(node, pos, reduction=not elementwise)
             group_of[node.id] = g
-    kept = [g for g in groups if len(g.nodes) >= 2]
+    # (a group of libmvec's functions alone would only add copies to them)
+    kept = [g for g in groups if len(g.nodes) >= 2
+            and any(n.op.scalar is not None for n in g.nodes)]
     if not kept:
         return []
     if len(kept) > MAX_LOOPS:  # the rest stay NumPy statements, in their places
@@ -411,15 +416,17 @@ def _flat_body(group, loops, bounds, arg_name, fresh, fixed, reads) -> list:
 
 def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -> list:
     """The loop nest when some members are libmvec's vector functions
-    (``vecmath="libmvec"``): for each row (a 1-D loop is one row), the
-    members run as inner loops split at each such member, which runs as one
-    call over a row buffer (``libmvec.tanh(_r1, _r2)``); a value a later
-    inner loop reads goes through a row buffer too. The buffers stay in the
-    cache, the operands and results are read and written once."""
-    inner, width, full = loops[-1], bounds[-1], ", ".join(loops)
+    (``vecmath="libmvec"``): the elements go in blocks of about
+    :data:`BLOCK` (whole rows of a matrix, or a stretch of a vector); in each
+    block the members run as loops split at each such member, which runs as
+    one call over a block buffer (``libmvec.tanh(_r1[:_c], _r2[:_c])``); a
+    value a later loop reads goes through a buffer too. The buffers stay in
+    the cache and are padded to whole vectors (no tail to handle); the
+    operands and results are read and written once."""
+    lanes = 32 // group.dtype.itemsize
     staged = [n for n in group.nodes
               if n.id not in group.reductions and n.op.scalar is None]
-    part, stage = {}, {}  # member id -> its inner loop; staged id -> loops before it
+    part, stage = {}, {}  # member id -> its loop in the block; staged id -> loops before it
     k = 0
     for node in group.nodes:
         if node.op.scalar is None and node.id not in group.reductions:
@@ -427,7 +434,7 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
             k += 1
         else:
             part[node.id] = k
-    row = {}  # node id -> its row buffer
+    row = {}  # node id -> its block buffer
 
     def keep_row(x):
         if x.id not in row and x.id not in fixed:
@@ -441,12 +448,38 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
         for x in node.inputs[:1] if node.id in group.reductions else node.inputs:
             if x.id in part and part[x.id] < part[node.id]:
                 keep_row(x)
-    pre += [f"{r} = np.empty({width}, {dt})" for r in row.values()]
+    first, end, count = fresh("_lo"), fresh("_hi"), fresh("_len")
+    if len(loops) == 2:  # blocks of whole rows; ``at`` indexes a row's buffer part
+        width = bounds[1]
+        per = str(max(1, BLOCK // int(width))) if width.isdigit() \
+            else f"max(1, {BLOCK} // max({width}, 1))"
+        at = fresh("_o")
+        size = f"({per} * {width} + {lanes - 1}) // {lanes} * {lanes}"
+        index = f"{at} + {loops[1]}"
+        head = [f"for {first} in range(0, {bounds[0]}, {per}):",
+                f"    {end} = min({first} + {per}, {bounds[0]})",
+                f"    {count} = (({end} - {first}) * {width} + {lanes - 1}) // {lanes} * {lanes}"]
+        nest = [f"for {loops[0]} in range({first}, {end}):",
+                f"    {at} = ({loops[0]} - {first}) * {width}",
+                f"    for {loops[1]} in range({width}):"]
+    else:  # stretches of a vector
+        size = str(BLOCK)
+        index = f"{loops[0]} - {first}"
+        head = [f"for {first} in range(0, {bounds[0]}, {BLOCK}):",
+                f"    {end} = min({first} + {BLOCK}, {bounds[0]})",
+                f"    {count} = ({end} - {first} + {lanes - 1}) // {lanes} * {lanes}"]
+        nest = [f"for {loops[0]} in range({first}, {end}):"]
+    if len(loops) == 2 and width.isdigit():
+        size = str((int(per) * int(width) + lanes - 1) // lanes * lanes)
+    owner = {n.id: n for n in group.nodes}
+    for x_id, r in row.items():  # zeros: the padding lanes hold no garbage
+        what = _describe(owner[x_id]) if x_id in owner else arg_name(
+            next(e for e in group.externals if e.id == x_id))
+        pre.append(f"{r} = np.zeros({size}, {dt})  # {what}, a block at a time")
+    full = ", ".join(loops)
     writes = {n.id for n in results(group)}
-    lines, indent = [], "    "
-    if len(loops) == 2:
-        lines.append(f"{indent}for {loops[0]} in range({bounds[0]}):")
-        indent += "    "
+    lines = ["    " + h for h in head]
+    pad = " " * (16 if len(loops) == 2 else 12)  # the innermost loop's body
     copied = set()
     for k in range(len(staged) + 1):
         elem, loads, body = dict(fixed), [], []
@@ -459,7 +492,7 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
                     loads.append(f"{v} = {reads[x.id][1]}")
                 else:  # an earlier loop's or a vector function's value
                     v = fresh("_e")
-                    loads.append(f"{v} = {row[x.id]}[{inner}]")
+                    loads.append(f"{v} = {row[x.id]}[{index}]")
                 elem[x.id] = v
             return v
 
@@ -473,7 +506,7 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
             elem[node.id] = var = fresh("_e")
             body.append(f"{var} = {node.op.scalar(node.attrs, *args)}")
             if node.id in row:
-                body.append(f"{row[node.id]}[{inner}] = {var}")
+                body.append(f"{row[node.id]}[{index}] = {var}")
             if node.id in writes:
                 body.append(f"{arg_name(node)}[{full}] = {var}")
         for node in staged:
@@ -481,16 +514,14 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
                 body.append(f"{arg_name(node)}[{full}] = {value(node)}")
             x = node.inputs[0]
             if stage[node.id] == k and x.id in reads and x.id not in copied:
-                copied.add(x.id)  # an operand into a row: the function's input
-                body.append(f"{row[x.id]}[{inner}] = {value(x)}")
+                copied.add(x.id)  # an operand into a buffer: the function's input
+                body.append(f"{row[x.id]}[{index}] = {value(x)}")
         if body:
-            lines.append(f"{indent}for {inner} in range({width}):")
-            lines += [f"{indent}    {t}" for t in loads + body]
+            lines += ["        " + t for t in nest] + [pad + t for t in loads + body]
         for node in staged:
             if stage[node.id] == k:
-                lines.append(f"{indent}libmvec.{vector_function(node)}"
-                             f"({row[node.inputs[0].id]}, {row[node.id]})"
-                             f"  # {node.op.name}")
+                lines.append(f"        libmvec.{vector_function(node)}"
+                             f"({row[node.inputs[0].id]}[:{count}], {row[node.id]}[:{count}])")
     return lines
 
 

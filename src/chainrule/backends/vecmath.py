@@ -236,12 +236,14 @@ def _build(cname: str, dtype):
 
 
 def _loop_function(cname: str, dtype):
-    """``f(src, dst)``: ``dst[:] = f(src)`` for two distinct 1-D C-contiguous
-    arrays of one length, a Numba function the fused loops call on a row. A
-    tail shorter than a vector is computed by the array's last full vector
-    again (its first lanes get the values they already hold: the same
-    function of the same input), so nothing is allocated unless the array is
-    shorter than one vector."""
+    """``f(src, dst)``: ``dst[:] = f(src)`` for 1-D C-contiguous arrays of one
+    length, ``dst`` either ``src`` itself or sharing no memory with it; a
+    Numba function for the fused loops. When the arrays are distinct, a tail
+    shorter than a vector is computed by the array's last full vector again
+    (its first lanes get the values they already hold: the same function of
+    the same input), so nothing is allocated unless the array is shorter
+    than one vector or the call is in place (the fused loops pad their
+    buffers to whole vectors, so they have no tail)."""
     from numba import njit
 
     apply, lanes = _apply(cname, dtype)
@@ -249,19 +251,21 @@ def _loop_function(cname: str, dtype):
 
     def vector(a, o):
         n = a.size
+        if o.size != n:
+            raise ValueError("libmvec: the source and destination sizes differ")
         i = 0
         while i + lanes <= n:
             apply(a, o, i)
             i += lanes
         if i < n:
-            if n >= lanes:
+            if n >= lanes and a.ctypes.data != o.ctypes.data:
                 apply(a, o, n - lanes)
             else:
                 t = numpy.empty(lanes, scalar_type)
-                t[:] = a[0]
-                t[:n] = a
+                t[:] = a[i]
+                t[:n - i] = a[i:]
                 apply(t, t, 0)
-                o[:] = t[:n]
+                o[i:] = t[:n - i]
 
     return njit(nogil=True)(vector)
 
@@ -279,8 +283,12 @@ def _generic(cname: str):
 
     @overload(apply, jit_options={"nogil": True})
     def typed(src, dst):
+        # 1-D C-contiguous arrays of one float dtype, dst writable (the
+        # vector function reads and writes raw memory): else a typing error
         if not (isinstance(src, nt.Array) and isinstance(dst, nt.Array)) \
-                or src.dtype != dst.dtype or src.dtype not in (nt.float32, nt.float64):
+                or src.dtype != dst.dtype or src.dtype not in (nt.float32, nt.float64) \
+                or src.ndim != 1 or dst.ndim != 1 or src.layout != "C" \
+                or dst.layout != "C" or not dst.mutable:
             return None
         dt = numpy.dtype(str(src.dtype))
         fn = impls.get(dt)

@@ -528,44 +528,48 @@ def _row_loop_helper(name, numpy_src, last, vector_last=None):
     array; the exp and log are the C library's, within an ulp of NumPy's
     (``math``'s: Numba computes them in the argument's float type).
 
-    With ``vector_last`` (and vecmath="libmvec" too): the shifted values
-    ``x - m`` of every row go into ``out``, one call of libmvec's exp over
-    all of them makes ``exps`` (flat), then ``out[i, j] = vector_last``
-    (``out[i, j]`` holding the shifted value, ``exps[i * k + j]`` its exp,
-    ``t`` and ``lt`` as above)."""
-    max_loop = """    for i in range(x.shape[0]):
-        m = low
-        for j in range(x.shape[1]):
-            v = x[i, j]
-            if v > m or v != v:
-                m = v
-                if v != v:
-                    break
-"""
+    With ``vector_last`` (and vecmath="libmvec" too): for each block of
+    rows ``lo:hi`` (about 512 elements), the shifted values ``x - m`` go
+    into ``out``, one call of libmvec's exp over them makes ``exps``, then
+    ``out[i, j] = vector_last`` (``out[i, j]`` holding the shifted value,
+    ``exps[(i - lo) * k + j]`` its exp, ``t`` and ``lt`` as above)."""
+    def row_max(pad):  # m: the max of row i, NaN winning as in NumPy
+        return "".join(pad + line + "\n" for line in (
+            "m = low", "for j in range(x.shape[1]):", "    v = x[i, j]",
+            "    if v > m or v != v:", "        m = v", "        if v != v:",
+            "            break"))
+
     if vector_last is None:
-        rows = max_loop + f"""        t = zero
+        rows = "    for i in range(x.shape[0]):\n" + row_max(" " * 8) + f"""\
+        t = zero
         for j in range(x.shape[1]):
             e = math.exp(x[i, j] - m)
             out[i, j] = e
             t += e
-        lt = math.log(t)
+""" + ("        lt = math.log(t)\n" if "lt" in last else "") + f"""\
         for j in range(x.shape[1]):
             out[i, j] = {last}
 """
-    else:
-        rows = max_loop + f"""        for j in range(x.shape[1]):
-            out[i, j] = x[i, j] - m
+    else:  # blocks of whole rows, about 512 elements: exps stays in the cache
+        rows = """\
     k = x.shape[1]
     shifted = out.reshape(x.shape[0] * k)  # out: C-contiguous, made by the caller
-    exps = np.empty_like(shifted)
-    libmvec.exp(shifted, exps)
-    for i in range(x.shape[0]):
-        t = zero
-        for j in range(k):
-            t += exps[i * k + j]
-        lt = math.log(t)
-        for j in range(k):
-            out[i, j] = {vector_last}
+    per = max(1, 512 // k)
+    exps = np.empty_like(shifted[:min(per, x.shape[0]) * k])
+    for lo in range(0, x.shape[0], per):
+        hi = min(lo + per, x.shape[0])
+        for i in range(lo, hi):
+""" + row_max(" " * 12) + f"""\
+            for j in range(k):
+                out[i, j] = x[i, j] - m
+        libmvec.exp(shifted[lo * k:hi * k], exps[:(hi - lo) * k])
+        for i in range(lo, hi):
+            t = zero
+            for j in range(k):
+                t += exps[(i - lo) * k + j]
+""" + ("            lt = math.log(t)\n" if "lt" in vector_last else "") + f"""\
+            for j in range(k):
+                out[i, j] = {vector_last}
 """
     return numpy_src.replace(f"def {name}(", f"def {name}_numpy(", 1) + f'''
 
@@ -586,7 +590,7 @@ _SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, "out[i, j] / t")
 _LOG_SOFTMAX_LOOP_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC,
                                          "(x[i, j] - m) - lt")
 _SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, None,
-                                       "exps[i * k + j] / t")
+                                       "exps[(i - lo) * k + j] / t")
 _LOG_SOFTMAX_VECTOR_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC, None,
                                            "out[i, j] - lt")
 
