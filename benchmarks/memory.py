@@ -12,8 +12,8 @@ import tracemalloc
 
 import numpy as np
 
-from mlp_step import (chainrule_step, init, numba_available, numpy_step_factory,
-                      scipy_blas_available)
+from mlp_step import (chainrule_step, init, libmvec_available, numba_available,
+                      numpy_blas_available, numpy_step_factory, scipy_blas_available)
 
 
 def peak(fn) -> int:
@@ -37,17 +37,22 @@ def main():
         y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
         step, _ = numpy_step_factory(values, 0.1)
         p_np = peak(lambda: step(x, y))
-        variants = [(None, False, None)]
+        variants = [(None, False, None, None)]
+        if numpy_blas_available():
+            variants.append(("numpy", False, None, None))
         if scipy_blas_available():
-            variants.append(("scipy", False, None))
-        variants.append((None, True, None))  # placeholders (None, n)
+            variants.append(("scipy", False, None, None))
+        variants.append((None, True, None, None))  # placeholders (None, n)
         if numba_available():
-            variants += [(None, False, "numba"), (None, True, "numba")]
-        for blas, unknown, fuse in variants:
-            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas, unknown_batch=unknown,
-                                  fuse=fuse)
+            variants += [(None, False, "numba", None), (None, True, "numba", None)]
+        if numba_available() and libmvec_available() and numpy_blas_available():
+            variants.append(("numpy", False, "numba", "libmvec"))  # the fastest step
+        for blas, unknown, fuse, vecmath in variants:
+            f, _ = chainrule_step(sizes, batch, dtype, 0.1, values, blas, vecmath=vecmath,
+                                  unknown_batch=unknown, fuse=fuse)
             p_cr = peak(lambda: f(x, y))
-            options = [f"{k}={v!r}" for k, v in (("blas", blas), ("fuse", fuse)) if v]
+            options = [f"{k}={v!r}" for k, v in (("blas", blas), ("vecmath", vecmath),
+                                                  ("fuse", fuse)) if v]
             label = ", ".join(options) or "default"
             rows.append((dtype, label + (", batch None" if unknown else ""),
                          f"{p_cr / 1e6:.2f}", f"{p_np / 1e6:.2f}", f"{p_cr / p_np:.2f}"))
