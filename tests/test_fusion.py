@@ -449,3 +449,20 @@ def test_check_finite_keeps_numpy_softmax():
     x = cr.placeholder("x", (3, 4))
     f = cr.function([x], cr.softmax(x * 2.0 + 1.0), fuse="numba", check_finite=True)
     assert "numba" not in f.source
+
+
+def test_a_consumer_moves_to_its_operands_loop_only_when_that_saves_a_pass():
+    """``a + 1`` (an output) joins ``a``'s loop; ``a - 2``, read only by a
+    product of a later value, stays with that product's loop instead of
+    being one more array the first loop writes."""
+    x = cr.placeholder("x", (64, 64))
+    W = cr.placeholder("W", (64, 64))
+    a = x * 3.0
+    f, plain = _both([x, W], [a @ W, a + 1.0, (a - 2.0) * (a @ W)])
+    comments = [line.strip() for line in f.source.splitlines()
+                if line.startswith("    # ")]
+    assert comments == ["# multiply, add", "# subtract, multiply"], f.source
+    rng = np.random.default_rng(8)
+    args = [rng.standard_normal((64, 64)) for _ in range(2)]
+    for g, w in zip(f(*args), plain(*args)):
+        _same_bits(g, w)

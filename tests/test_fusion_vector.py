@@ -202,6 +202,11 @@ def test_mlp_train_steps_match_the_interpreter(dtype, blas):
     fast = step(fast_p, blas=blas, **OPTS)
     ref = step(ref_p, backend="interpreter")
     assert "libmvec.tanh(" in fast.source
+    # 1 - h*h stays with the backward's (1 - h*h) * g: not one more array
+    # written by the forward loop and kept alive until then
+    forward = fast.source.split("libmvec.tanh(")[0].rsplit("@numba.njit", 1)[1]
+    assert "square" not in forward.split("\n")[2], forward
+    assert "# square, subtract, multiply" in fast.source
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-11, atol=1e-12)
     for k in range(3):
         xs = rng.standard_normal((8, sizes[0])).astype(dtype)

@@ -212,9 +212,24 @@ def schedule(order, exclude=(), vector=False) -> list:
     their other operands are ready by then, so that no unrelated statement
     reading the group sits between them and closes it (the depth-first order
     puts an MLP's ``g @ W.T`` between ``g`` and its bias gradient ``sum(g)``).
-    Each node keeps its place otherwise."""
+    An elementwise consumer whose value would only go on to elementwise
+    consumers that cannot move (their other operands come later) stays
+    where it is: it fuses with them there, where moved it would be one more
+    array written and kept alive (``1 - h*h`` of an MLP's forward ``h``
+    belongs with the backward's ``(1 - h*h) * g``). Each node keeps its
+    place otherwise."""
     users = consumers(order)
     done, out = set(), []
+
+    def stays(c, moved):
+        """Should moved-candidate ``c`` stay in its place after all?"""
+        if not _elementwise_ok(c, vector):
+            return False  # a sum
+        later = [u for u in users.get(c.id, ()) if u.id not in moved]
+        if not later or len(later) < len(users.get(c.id, ())):
+            return False  # an output, or read by a moved node
+        return all(u.id not in exclude and _elementwise_ok(u, vector)
+                   and u.shape == c.shape and u.dtype == c.dtype for u in later)
 
     def joins(c, m):
         if c.id in done or c.id in exclude:
@@ -230,7 +245,7 @@ def schedule(order, exclude=(), vector=False) -> list:
         done.add(n.id)
         if n.id in exclude or not _elementwise_ok(n, vector):
             continue
-        queue = [n]
+        queue, candidates = [n], []
         while queue:
             m = queue.pop()
             if not _elementwise_ok(m, vector):
@@ -241,9 +256,16 @@ def schedule(order, exclude=(), vector=False) -> list:
                         if i.id not in done:  # a leaf the order lists later
                             out.append(i)
                             done.add(i.id)
-                    out.append(c)
+                    candidates.append(c)
                     done.add(c.id)
                     queue.append(c)
+        moved = set()  # decided from the last: a node moves if a consumer does
+        for c in reversed(candidates):
+            if stays(c, moved):
+                done.discard(c.id)
+            else:
+                moved.add(c.id)
+        out += [c for c in candidates if c.id in moved]
     return out
 
 
