@@ -27,10 +27,7 @@ assert N * N >= MIN_ELEMENTS
 
 
 def _numpy_blas_missing():
-    """Why blas='numpy' cannot run here (None if it can). Asked before SciPy
-    is imported below: cblas looks at the BLAS libraries loaded in the
-    process (in address order), and with SciPy's loaded too it may take
-    SciPy's bundled OpenBLAS for NumPy's."""
+    """Why blas='numpy' cannot run here (None if it can)."""
     try:
         cblas.check_available()
     except cr.ChainruleError as exc:
@@ -414,7 +411,8 @@ def gemm_calls(monkeypatch):
         return call
 
     real = cblas._state["gemm"]
-    monkeypatch.setitem(cblas._state, "gemm", {char: spy(fn) for char, fn in real.items()})
+    monkeypatch.setitem(cblas._state, "gemm", {char: spy(fn) if char in "fd" else fn
+                                               for char, fn in real.items()})
     return calls
 
 
@@ -660,3 +658,42 @@ def test_numpy_blas_is_numpys_even_with_scipy_imported_first():
         pytest.skip(f"NumPy's BLAS not found here: {exc.stderr[-200:]}")
     scipy_dir = os.path.dirname(os.path.dirname(__import__("scipy").__file__))
     assert not os.path.realpath(out).startswith(os.path.join(scipy_dir, "scipy")), out
+
+
+def test_a_32_bit_cblas_never_gets_a_size_it_cannot_hold(monkeypatch):
+    """ctypes wraps an int of 2**31 or more around silently: with a CBLAS of
+    32-bit integers, such a product goes to NumPy (here the limit is
+    lowered to the test's sizes)."""
+    if NUMPY_BLAS_MISSING is not None:
+        pytest.skip(f"no NumPy BLAS: {NUMPY_BLAS_MISSING}")
+    calls = []
+    real = cblas._state["gemm"]
+
+    def spy(*args):
+        calls.append(args)
+        return real["d"](*args)
+
+    monkeypatch.setitem(cblas._state, "gemm", {**real, "d": spy, "limit": 40})
+    r = np.random.default_rng(40)
+    c, a, b = r.standard_normal((30, 20)), r.standard_normal((30, 50)), r.standard_normal((50, 20))
+    want = c - 0.5 * (a @ b)
+    cblas.gemm_update(c, a, b, -0.5)  # k = 50 and lda = 50 reach the limit
+    np.testing.assert_allclose(c, want, rtol=1e-12, atol=1e-12)
+    assert not calls
+    c2, a2, b2 = c[:, :10].copy(), a[:, :10].copy(), b[:10, :10].copy()
+    want2 = c2 + 0.25 * (a2 @ b2)
+    cblas.gemm_update(c2, a2, b2, 0.25)  # everything below 40: BLAS
+    np.testing.assert_allclose(c2, want2, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 1
+
+
+def test_a_library_that_fails_the_check_is_named(monkeypatch):
+    """A library with gemm symbols whose small product comes out wrong is
+    not used, and the error says which one it was."""
+    if NUMPY_BLAS_MISSING is not None:
+        pytest.skip(f"no NumPy BLAS: {NUMPY_BLAS_MISSING}")
+    monkeypatch.setattr(cblas, "_state", {})
+    monkeypatch.setattr(cblas, "_works", lambda funcs: False)
+    with pytest.raises(cr.ChainruleError, match="gave wrong numbers") as info:
+        cblas.check_available()
+    assert "blas='scipy'" in str(info.value)

@@ -285,5 +285,8 @@ def test_libmvec_functions_check_their_arguments(dtype):
         np.testing.assert_allclose(b, np.tanh(a), **ULPS[dtype])
     with pytest.raises(ValueError, match="sizes differ"):
         call(np.zeros(9, dtype), np.zeros(8, dtype))
+    buf = np.linspace(0, 1, 10).astype(dtype)
+    with pytest.raises(ValueError, match="overlaps"):  # one element apart
+        call(buf[0:9], buf[1:10])
     with pytest.raises(numba.core.errors.TypingError):
         call(np.zeros(18, dtype)[::2], np.zeros(9, dtype))

@@ -34,7 +34,10 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 # (symbol pattern, integer width): NumPy's wheels export OpenBLAS's CBLAS as
 # scipy_cblas_sgemm64_ (64-bit integers); other OpenBLAS builds as
-# cblas_sgemm64_ or cblas_sgemm; MKL, BLIS, ... as cblas_sgemm
+# cblas_sgemm64_ or cblas_sgemm; MKL, BLIS, ... as cblas_sgemm. A plain name
+# is taken to have 32-bit integers (LP64); a NumPy linked to a library
+# exporting it with 64-bit ones (MKL's ILP64 layer) is not supported: the
+# check on a small product would fail or crash (use blas='scipy' there)
 _SYMBOLS = (("scipy_cblas_{}gemm64_", 64), ("cblas_{}gemm64_", 64),
             ("scipy_cblas_{}gemm", 32), ("cblas_{}gemm", 32))
 
@@ -60,6 +63,8 @@ def _libraries():
 
 
 def _bind(lib, pattern, bits):
+    """{dtype char: gemm}, and ``limit``: the first size its integers cannot
+    hold (ctypes would wrap a larger one around silently)."""
     integer = ctypes.c_int64 if bits == 64 else ctypes.c_int
     funcs = {}
     for char, scalar in (("s", ctypes.c_float), ("d", ctypes.c_double)):
@@ -69,6 +74,7 @@ def _bind(lib, pattern, bits):
                        scalar, ctypes.c_void_p, integer]
         fn.restype = None
         funcs["f" if char == "s" else "d"] = fn
+    funcs["limit"] = 2 ** (bits - 1)
     return funcs
 
 
@@ -81,7 +87,7 @@ def _works(funcs) -> bool:
         b = np.asfortranarray(r.standard_normal((3, 4)).astype(dt))
         c = r.standard_normal((5, 4)).astype(dt)
         want = c - 0.5 * (a @ b)
-        if not _call(funcs[char], c, a, b, -0.5):
+        if not _call(funcs, char, c, a, b, -0.5):
             return False
         if not np.allclose(c, want, rtol=1e-5, atol=1e-5):
             return False
@@ -105,6 +111,7 @@ def _origin(fn, path):
 
 
 def _find():
+    _state["failed"] = []  # libraries with gemm symbols that gave wrong numbers
     for path in _libraries():
         try:
             lib = ctypes.CDLL(path)
@@ -115,6 +122,7 @@ def _find():
                 funcs = _bind(lib, pattern, bits)
                 if _works(funcs):
                     return funcs, _origin(funcs["f"], path)
+                _state["failed"].append(_origin(funcs["f"], path))
     return None, None
 
 
@@ -130,6 +138,13 @@ def _functions():
 def check_available():
     """Find NumPy's BLAS (once), or raise a clear error."""
     if _functions() is None:
+        failed = _state.get("failed")
+        if failed:
+            raise ChainruleError(
+                f"function: blas='numpy' calls the gemm of the BLAS library NumPy uses, "
+                f"and the one found ({failed[0]}) gave wrong numbers on a small product "
+                f"(an unexpected calling convention); use blas='scipy' or blas=None, "
+                f"and please report this")
         raise ChainruleError(
             "function: blas='numpy' calls the gemm of the BLAS library NumPy uses, and "
             "none exporting CBLAS's cblas_sgemm/cblas_dgemm was found in this process "
@@ -154,16 +169,19 @@ def _layout(x):
     return None
 
 
-def _call(fn, c, a, b, alpha) -> bool:
-    """``c += alpha * a @ b`` through ``fn`` if every layout allows it."""
+def _call(funcs, char, c, a, b, alpha) -> bool:
+    """``c += alpha * a @ b`` through ``funcs[char]`` if every layout and
+    size allows it."""
     if not c.flags.c_contiguous:  # c Fortran-ordered: c.T += alpha * b.T @ a.T
         c, a, b = c.T, b.T, a.T
     la, lb = _layout(a), _layout(b)
     if la is None or lb is None or not (c.flags.c_contiguous and c.flags.aligned):
         return False
     m, n, k = c.shape[0], c.shape[1], a.shape[1]
-    fn(_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
-       b.ctypes.data, lb[1], 1.0, c.ctypes.data, max(1, n))
+    if max(m, n, k, la[1], lb[1]) >= funcs["limit"]:
+        return False  # a 32-bit CBLAS and a dim of 2**31 or more
+    funcs[char](_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
+                b.ctypes.data, lb[1], 1.0, c.ctypes.data, max(1, n))
     return True
 
 
@@ -181,7 +199,7 @@ def gemm_update(c, a, b, alpha):
             and a.shape[1] == b.shape[0] and c.flags.writeable
             and np.isfinite(alpha) and alpha != 0
             and not (np.may_share_memory(c, a) or np.may_share_memory(c, b))
-            and _call(funcs[char], c, a, b, float(alpha))):
+            and _call(funcs, char, c, a, b, float(alpha))):
         return c
     t = a @ b  # the product first (c may be one of its operands); NumPy's
     # error message if the shapes do not fit

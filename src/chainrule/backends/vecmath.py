@@ -205,60 +205,33 @@ def _apply(cname: str, dtype):
     return apply, lanes
 
 
-def _build(cname: str, dtype):
-    from numba import from_dtype, njit
-    from numba import types as nt
-
+def _vector_loop(cname: str, dtype):
+    """The Python function ``f(src, dst)`` both kinds of kernel compile:
+    ``dst[:] = f(src)`` for 1-D C-contiguous arrays of one length, ``dst``
+    either ``src`` itself or sharing no memory with it (else ValueError).
+    When the arrays are distinct, a tail shorter than a vector is computed
+    by the array's last full vector again (its first lanes get the values
+    they already hold: the same function of the same input), so nothing is
+    allocated unless the array is shorter than one vector or the call is in
+    place (the tail then goes through a vector-sized copy, padded with its
+    first element)."""
     apply, lanes = _apply(cname, dtype)
-    scalar_type = dtype.type
-
-    def kernel(a, o):
-        n = a.size
-        i = 0
-        while i + lanes <= n:
-            apply(a, o, i)
-            i += lanes
-        if i < n:  # the tail, padded with a copy of its first element
-            t = numpy.empty(lanes, scalar_type)
-            t[:] = a[i]
-            t[:n - i] = a[i:]
-            apply(t, t, 0)
-            o[i:] = t[:n - i]
-
-    # One signature: the input typed read-only (the wrapper passes a
-    # read-only view, so read-only arrays need no second compilation).
-    item = from_dtype(dtype)
-    jitted = njit(nogil=True)(kernel)
-    jitted.compile((nt.Array(item, 1, "C", readonly=True), nt.Array(item, 1, "C")))
-    jitted.disable_compile()  # any other argument type is an error, never a compilation
-    _self_test(jitted, cname, dtype, lanes)
-    return jitted
-
-
-def _loop_function(cname: str, dtype):
-    """``f(src, dst)``: ``dst[:] = f(src)`` for 1-D C-contiguous arrays of one
-    length, ``dst`` either ``src`` itself or sharing no memory with it; a
-    Numba function for the fused loops. When the arrays are distinct, a tail
-    shorter than a vector is computed by the array's last full vector again
-    (its first lanes get the values they already hold: the same function of
-    the same input), so nothing is allocated unless the array is shorter
-    than one vector or the call is in place (the fused loops pad their
-    buffers to whole vectors, so they have no tail)."""
-    from numba import njit
-
-    apply, lanes = _apply(cname, dtype)
-    scalar_type = dtype.type
+    scalar_type, itemsize = dtype.type, dtype.itemsize
 
     def vector(a, o):
         n = a.size
         if o.size != n:
             raise ValueError("libmvec: the source and destination sizes differ")
+        start, end = a.ctypes.data, o.ctypes.data
+        if start != end and start < end + n * itemsize and end < start + n * itemsize:
+            raise ValueError("libmvec: the destination overlaps the source "
+                             "without being it")
         i = 0
         while i + lanes <= n:
             apply(a, o, i)
             i += lanes
         if i < n:
-            if n >= lanes and a.ctypes.data != o.ctypes.data:
+            if n >= lanes and start != end:
                 apply(a, o, n - lanes)
             else:
                 t = numpy.empty(lanes, scalar_type)
@@ -267,7 +240,31 @@ def _loop_function(cname: str, dtype):
                 apply(t, t, 0)
                 o[i:] = t[:n - i]
 
-    return njit(nogil=True)(vector)
+    return vector, lanes
+
+
+def _build(cname: str, dtype):
+    """The kernel of NumPy's wrappers (:func:`_wrapper`), compiled now."""
+    from numba import from_dtype, njit
+    from numba import types as nt
+
+    vector, lanes = _vector_loop(cname, dtype)
+    # One signature: the input typed read-only (the wrapper passes a
+    # read-only view, so read-only arrays need no second compilation).
+    item = from_dtype(dtype)
+    jitted = njit(nogil=True)(vector)
+    jitted.compile((nt.Array(item, 1, "C", readonly=True), nt.Array(item, 1, "C")))
+    jitted.disable_compile()  # any other argument type is an error, never a compilation
+    _self_test(jitted, cname, dtype, lanes)
+    return jitted
+
+
+def _loop_function(cname: str, dtype):
+    """The kernel the fused loops call (through :func:`_generic`), compiled
+    with the loop that calls it."""
+    from numba import njit
+
+    return njit(nogil=True)(_vector_loop(cname, dtype)[0])
 
 
 def _generic(cname: str):
