@@ -146,7 +146,7 @@ def floor_factory(values, x, n_out, tanh=np.tanh, gemm=None):
     batch = x.shape[0]
     hs = [x] + [np.empty((batch, W.shape[1]), W.dtype) for W in Ws]
     gs = [np.ones((batch, W.shape[1]), W.dtype) * 1e-3 for W in Ws]
-    gws = [np.empty_like(W) for W in Ws]
+    gws = [np.zeros_like(W) for W in Ws]  # (a gemm with beta=1 reads them)
     gxs = [np.empty((batch, W.shape[0]), W.dtype) for W in Ws]
 
     def floor():

@@ -258,6 +258,14 @@ def test_unknown_width():
         _close(f(a)[0], np.exp(a) - a, "float64")
 
 
+def test_a_function_and_its_sum_are_one_loop():
+    x = cr.placeholder("x", (7, 300), "float32")
+    f = cr.function([x], [cr.exp(x).sum(axis=1)], **OPTS)
+    assert "# exp, sum(axis=1)" in f.source
+    a = np.random.default_rng(9).standard_normal((7, 300)).astype(np.float32)
+    np.testing.assert_allclose(f(a)[0], np.exp(a.astype(np.float64)).sum(axis=1), rtol=2e-5)
+
+
 def test_a_chain_of_functions_alone_is_not_a_loop():
     """Copies into and out of buffers around libmvec's calls would only add
     work to its own kernels: such a group stays NumPy statements."""

@@ -62,7 +62,7 @@ MAX_NODES = 48  # per loop: Numba's compile time grows with the loop body
 MAX_LOOPS = 64
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # elements per block of a loop calling libmvec's functions (whole rows of a
-# matrix, at least one): its buffers stay in the first-level cache
+# matrix, at least one): a few such buffers fit the first-level cache
 BLOCK = 512
 
 
@@ -306,7 +306,7 @@ def plan(order, keep_ids, exclude=(), vector=False) -> list:
             group_of[node.id] = g
     # (a group of libmvec's functions alone would only add copies to them)
     kept = [g for g in groups if len(g.nodes) >= 2
-            and any(n.op.scalar is not None for n in g.nodes)]
+            and not all(_is_stage(n, g) for n in g.nodes)]
     if not kept:
         return []
     if len(kept) > MAX_LOOPS:  # the rest stay NumPy statements, in their places
@@ -387,10 +387,12 @@ def kernel_source(group, kname, arg_name, literal, fresh):
     for node in group.nodes:
         if node.id in group.reductions:
             pre.append(f"{arg_name(node)}[:] = {node.op.identity!r}")
-    if any(n.op.scalar is None for n in group.nodes if n.id not in group.reductions):
-        body = _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre)
+    emit = _Emitter(group, loops, arg_name, fresh, fixed, reads)
+    if any(_is_stage(n, group) for n in group.nodes):
+        buffers, body = _staged_body(emit, bounds, dt)
+        pre += buffers
     else:
-        body = _flat_body(group, loops, bounds, arg_name, fresh, fixed, reads)
+        body = _flat_body(emit, bounds)
     params += results(group)
     what = ", ".join(_describe(n) for n in group.nodes)
     sizes = [b for b, n in zip(bounds, shape) if n is None]
@@ -411,56 +413,94 @@ def _accumulate(node, loops, arg_name, value) -> str:
     return f"{target} = {node.op.accumulate(target, value)}"
 
 
-def _flat_body(group, loops, bounds, arg_name, fresh, fixed, reads) -> list:
+def _is_stage(node, group) -> bool:
+    """Is ``node`` a member computed by a call of libmvec's vector function
+    (elementwise with no ``scalar`` template: see :func:`vector_function`)?"""
+    return node.op.scalar is None and node.id not in group.reductions
+
+
+class _Emitter:
+    """The statements of a loop body, one part at a time: each member's
+    element from its operands' elements, a sum's accumulation, the writes
+    of results and of values kept in block buffers."""
+
+    def __init__(self, group, loops, arg_name, fresh, fixed, reads):
+        self.group, self.loops, self.arg_name, self.fresh = group, loops, arg_name, fresh
+        self.fixed, self.reads = fixed, reads
+        self.writes = {n.id for n in results(group)}
+        self.row, self.index = {}, None  # node id -> its block buffer; the buffer index
+        self.start_part()
+
+    def start_part(self):
+        self.elem, self.loads, self.body = dict(self.fixed), [], []
+
+    def value(self, x) -> str:
+        """The name of ``x``'s element in this part, read the first time."""
+        v = self.elem.get(x.id)
+        if v is None:
+            if x.id in self.reads:  # an operand's element
+                v = self.fresh("_a")
+                self.loads.append(f"{v} = {self.reads[x.id][1]}")
+            else:  # an earlier part's or a vector function's value
+                v = self.fresh("_e")
+                self.loads.append(f"{v} = {self.row[x.id]}[{self.index}]")
+            self.elem[x.id] = v
+        return v
+
+    def member(self, node):
+        arg_name, group = self.arg_name, self.group
+        if node.id in group.reductions:
+            self.body.append(_accumulate(node, self.loops, arg_name,
+                                         self.value(node.inputs[0])))
+            return
+        args = [self.value(i) for i in node.inputs]
+        self.elem[node.id] = var = self.fresh("_e")
+        self.body.append(f"{var} = {node.op.scalar(node.attrs, *args)}")
+        if node.id in self.row:
+            self.body.append(f"{self.row[node.id]}[{self.index}] = {var}")
+        if node.id in self.writes:
+            self.body.append(f"{arg_name(node)}[{', '.join(self.loops)}] = {var}")
+
+
+def _flat_body(emit, bounds) -> list:
     """The loop nest when every member has a ``scalar`` template: each
     operand's element read once, then one statement per member."""
-    full = ", ".join(loops)
-    elem, loads, body = dict(fixed), [], []
-    for ext in group.externals:  # read before any write
-        if ext.id in reads:
-            elem[ext.id], where = reads[ext.id]
-            loads.append(f"{elem[ext.id]} = {where}")
-    writes = {n.id for n in results(group)}
-    for node in group.nodes:
-        if node.id in group.reductions:
-            body.append(_accumulate(node, loops, arg_name, elem[node.inputs[0].id]))
-            continue
-        elem[node.id] = var = fresh("_e")
-        body.append(f"{var} = {node.op.scalar(node.attrs, *(elem[i.id] for i in node.inputs))}")
-        if node.id in writes:
-            body.append(f"{arg_name(node)}[{full}] = {var}")
+    for ext in emit.group.externals:  # read before any write
+        if ext.id in emit.reads:
+            emit.elem[ext.id], where = emit.reads[ext.id]
+            emit.loads.append(f"{emit.elem[ext.id]} = {where}")
+    for node in emit.group.nodes:
+        emit.member(node)
     lines, indent = [], "    "
-    for ix, n in zip(loops, bounds):
+    for ix, n in zip(emit.loops, bounds):
         lines.append(f"{indent}for {ix} in range({n}):")
         indent += "    "
-    return lines + [indent + t for t in loads + body]
+    return lines + [indent + t for t in emit.loads + emit.body]
 
 
-def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -> list:
-    """The loop nest when some members are libmvec's vector functions
-    (``vecmath="libmvec"``): the elements go in blocks of about
-    :data:`BLOCK` (whole rows of a matrix, or a stretch of a vector); in each
-    block the members run as loops split at each such member, which runs as
-    one call over a block buffer (``libmvec.tanh(_r1[:_c], _r2[:_c])``); a
-    value a later loop reads goes through a buffer too. The buffers stay in
-    the cache and are padded to whole vectors (no tail to handle); the
-    operands and results are read and written once."""
+def _staged_body(emit, bounds, dt):
+    """``(buffer lines, loop nest)`` when some members are libmvec's vector
+    functions (``vecmath="libmvec"``): the elements go in blocks of about
+    :data:`BLOCK` (whole rows of a matrix, at least one; stretches of a
+    vector); in each block the members run as loops split at each such
+    member, which runs as one call over a block buffer
+    (``libmvec.tanh(_r1[:_len1], _r2[:_len1])``); a value a later loop reads
+    goes through a buffer too (an operand is read again). The buffers are
+    padded to whole vectors (no tail to handle) and start as zeros (no
+    garbage in the padding)."""
+    group, loops, fresh = emit.group, emit.loops, emit.fresh
     lanes = 32 // group.dtype.itemsize
-    staged = [n for n in group.nodes
-              if n.id not in group.reductions and n.op.scalar is None]
-    part, stage = {}, {}  # member id -> its loop in the block; staged id -> loops before it
-    k = 0
+    staged = [n for n in group.nodes if _is_stage(n, group)]
+    part, stage = {}, {}  # member id -> its loop in a block; staged id -> loops before it
     for node in group.nodes:
-        if node.op.scalar is None and node.id not in group.reductions:
-            stage[node.id] = k
-            k += 1
+        if _is_stage(node, group):
+            stage[node.id] = len(stage)
         else:
-            part[node.id] = k
-    row = {}  # node id -> its block buffer
+            part[node.id] = len(stage)
 
     def keep_row(x):
-        if x.id not in row and x.id not in fixed:
-            row[x.id] = fresh("_r")
+        if x.id not in emit.row and x.id not in emit.fixed:
+            emit.row[x.id] = fresh("_r")
 
     for node in group.nodes:
         if node.id in stage:
@@ -471,80 +511,65 @@ def _staged_body(group, loops, bounds, dt, arg_name, fresh, fixed, reads, pre) -
             if x.id in part and part[x.id] < part[node.id]:
                 keep_row(x)
     first, end, count = fresh("_lo"), fresh("_hi"), fresh("_len")
-    if len(loops) == 2:  # blocks of whole rows; ``at`` indexes a row's buffer part
-        width = bounds[1]
-        per = str(max(1, BLOCK // int(width))) if width.isdigit() \
-            else f"max(1, {BLOCK} // max({width}, 1))"
+    buffers = []
+
+    def padded(n):
+        return f"({n} + {lanes - 1}) // {lanes} * {lanes}"
+
+    if len(loops) == 2:  # blocks of whole rows; ``at`` is a row's place in the buffers
+        rows, width = bounds
+        if width.isdigit():
+            per = str(max(1, BLOCK // int(width)))
+            size = str((int(per) * int(width) + lanes - 1) // lanes * lanes)
+        else:
+            per = fresh("_per")
+            buffers.append(f"{per} = max(1, {BLOCK} // max({width}, 1))  # rows per block")
+            size = padded(f"{per} * {width}")
         at = fresh("_o")
-        size = f"({per} * {width} + {lanes - 1}) // {lanes} * {lanes}"
-        index = f"{at} + {loops[1]}"
-        head = [f"for {first} in range(0, {bounds[0]}, {per}):",
-                f"    {end} = min({first} + {per}, {bounds[0]})",
-                f"    {count} = (({end} - {first}) * {width} + {lanes - 1}) // {lanes} * {lanes}"]
+        emit.index = f"{at} + {loops[1]}"
+        head = [f"for {first} in range(0, {rows}, {per}):",
+                f"    {end} = min({first} + {per}, {rows})",
+                f"    {count} = {padded(f'({end} - {first}) * {width}')}"]
         nest = [f"for {loops[0]} in range({first}, {end}):",
                 f"    {at} = ({loops[0]} - {first}) * {width}",
                 f"    for {loops[1]} in range({width}):"]
+        pad = " " * 16  # the innermost loop's body
     else:  # stretches of a vector
         size = str(BLOCK)
-        index = f"{loops[0]} - {first}"
+        emit.index = f"{loops[0]} - {first}"
         head = [f"for {first} in range(0, {bounds[0]}, {BLOCK}):",
                 f"    {end} = min({first} + {BLOCK}, {bounds[0]})",
-                f"    {count} = ({end} - {first} + {lanes - 1}) // {lanes} * {lanes}"]
+                f"    {count} = {padded(f'{end} - {first}')}"]
         nest = [f"for {loops[0]} in range({first}, {end}):"]
-    if len(loops) == 2 and width.isdigit():
-        size = str((int(per) * int(width) + lanes - 1) // lanes * lanes)
+        pad = " " * 12
     owner = {n.id: n for n in group.nodes}
-    for x_id, r in row.items():  # zeros: the padding lanes hold no garbage
-        what = _describe(owner[x_id]) if x_id in owner else arg_name(
-            next(e for e in group.externals if e.id == x_id))
-        pre.append(f"{r} = np.zeros({size}, {dt})  # {what}, a block at a time")
-    full = ", ".join(loops)
-    writes = {n.id for n in results(group)}
+    for x_id, r in emit.row.items():
+        what = (f"{_describe(owner[x_id])}'s values" if x_id in owner else
+                emit.arg_name(next(e for e in group.externals if e.id == x_id)))
+        buffers.append(f"{r} = np.zeros({size}, {dt})  # {what}, a block at a time")
     lines = ["    " + h for h in head]
-    pad = " " * (16 if len(loops) == 2 else 12)  # the innermost loop's body
     copied = set()
     for k in range(len(staged) + 1):
-        elem, loads, body = dict(fixed), [], []
-
-        def value(x):
-            v = elem.get(x.id)
-            if v is None:
-                if x.id in reads:  # an operand's element
-                    v = fresh("_a")
-                    loads.append(f"{v} = {reads[x.id][1]}")
-                else:  # an earlier loop's or a vector function's value
-                    v = fresh("_e")
-                    loads.append(f"{v} = {row[x.id]}[{index}]")
-                elem[x.id] = v
-            return v
-
+        emit.start_part()
         for node in group.nodes:
-            if part.get(node.id) != k:
-                continue
-            if node.id in group.reductions:
-                body.append(_accumulate(node, loops, arg_name, value(node.inputs[0])))
-                continue
-            args = [value(i) for i in node.inputs]
-            elem[node.id] = var = fresh("_e")
-            body.append(f"{var} = {node.op.scalar(node.attrs, *args)}")
-            if node.id in row:
-                body.append(f"{row[node.id]}[{index}] = {var}")
-            if node.id in writes:
-                body.append(f"{arg_name(node)}[{full}] = {var}")
+            if part.get(node.id) == k:
+                emit.member(node)
         for node in staged:
-            if stage[node.id] == k - 1 and node.id in writes:
-                body.append(f"{arg_name(node)}[{full}] = {value(node)}")
+            if stage[node.id] == k - 1 and node.id in emit.writes:
+                emit.body.append(f"{emit.arg_name(node)}[{', '.join(loops)}] = "
+                                 f"{emit.value(node)}")
             x = node.inputs[0]
-            if stage[node.id] == k and x.id in reads and x.id not in copied:
+            if stage[node.id] == k and x.id in emit.reads and x.id not in copied:
                 copied.add(x.id)  # an operand into a buffer: the function's input
-                body.append(f"{row[x.id]}[{index}] = {value(x)}")
-        if body:
-            lines += ["        " + t for t in nest] + [pad + t for t in loads + body]
+                emit.body.append(f"{emit.row[x.id]}[{emit.index}] = {emit.value(x)}")
+        if emit.body:
+            lines += ["        " + t for t in nest] + [pad + t for t in emit.loads + emit.body]
         for node in staged:
             if stage[node.id] == k:
                 lines.append(f"        libmvec.{vector_function(node)}"
-                             f"({row[node.inputs[0].id]}[:{count}], {row[node.id]}[:{count}])")
-    return lines
+                             f"({emit.row[node.inputs[0].id]}[:{count}], "
+                             f"{emit.row[node.id]}[:{count}])")
+    return buffers, lines
 
 
 def call_args(params, arg_name, sizes=()) -> str:

@@ -3,9 +3,10 @@
 One statement per op, variable names derived from the user's names,
 constants hoisted to module level, intermediates deleted after their last
 use, and only ``import numpy as np`` needed (with the opt-in
-``blas="scipy"``, SciPy's BLAS too: see :mod:`.gemm`; with the opt-in
+``blas="scipy"``, SciPy's BLAS too, with ``blas="numpy"`` chainrule's call
+of NumPy's own BLAS: see :mod:`.gemm`; with the opt-in
 ``vecmath="libmvec"``, ``np`` is NumPy with glibc's vector math functions:
-see :mod:`.vecmath`). The same graph always
+see :mod:`.vecmath`; with ``fuse="numba"``, Numba: see :mod:`.fusion`). The same graph always
 gives the same text. The source is registered with ``linecache`` so tracebacks and pdb
 show the generated lines.
 """
@@ -146,7 +147,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
              kernels: dict | None = None):
     """Return ``(source, arg_names)`` for the program; fills ``line_nodes``
     (if given) with the line number of each node's statement -> the node.
-    ``blas="scipy"`` fuses ``p - A @ B`` parameter updates into one BLAS
+    ``blas="numpy"`` or ``"scipy"`` fuses ``p - A @ B`` parameter updates into one BLAS
     gemm (see :mod:`.gemm`); ``vecmath="libmvec"`` binds ``np`` to NumPy with
     glibc's vectorised tanh, exp, log, ... (see :mod:`.vecmath`);
     ``fuse="numba"`` computes chains of elementwise ops and their sums in
@@ -400,7 +401,7 @@ def generate(prog: Program, fn_name: str = "compiled", check_finite: bool = Fals
 
 
 def _gemm_candidates(prog) -> set:
-    """Ids of nodes ``blas="scipy"`` may compute in a gemm (a parameter's new
+    """Ids of nodes ``blas`` may compute in a gemm (a parameter's new
     value ``p - c * M`` and its ``c * M``): they stay out of fused loops."""
     ids = set()
     for p, v in prog.updates:

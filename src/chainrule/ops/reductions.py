@@ -518,7 +518,7 @@ _softmax = from_source(_SOFTMAX_SRC)
 _log_softmax = from_source(_LOG_SOFTMAX_SRC)
 
 
-def _row_loop_helper(name, numpy_src, last, vector_last=None):
+def _row_loop_helper(name, numpy_src, last, *, vector_last=None):
     """With fuse="numba": ``name(x, axis, ones)`` runs one Numba loop over
     the rows of a 2-D float32/float64 array normalised over its last axis
     (the max ``m``, with NaN winning as in NumPy's; the exps of the shifted
@@ -590,9 +590,9 @@ _SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, "out[i, j] / t")
 _LOG_SOFTMAX_LOOP_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC,
                                          "(x[i, j] - m) - lt")
 _SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, None,
-                                       "exps[(i - lo) * k + j] / t")
+                                       vector_last="exps[(i - lo) * k + j] / t")
 _LOG_SOFTMAX_VECTOR_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC, None,
-                                           "out[i, j] - lt")
+                                           vector_last="out[i, j] - lt")
 
 
 def _softmax_impl(attrs, x):
