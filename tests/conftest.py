@@ -102,3 +102,13 @@ def mlp_step_reference(xv, yv, w1, w2, lr=0.1):
     gw2 = hv.T @ gz
     gw1 = xv.T @ ((gz @ w2.T) * (1 - hv ** 2))
     return loss, w1 - lr * gw1, w2 - lr * gw2
+
+
+def why_no_libmvec():
+    """Why vecmath="libmvec" cannot run here (None if it can)."""
+    from chainrule.backends import vecmath
+    try:
+        vecmath.check_available("libmvec")
+    except cr.ChainruleError as exc:
+        return str(exc)
+    return None

@@ -13,20 +13,12 @@ import pytest
 
 import chainrule as cr
 from chainrule.backends import vecmath
-from chainrule.errors import ChainruleError
+from conftest import why_no_libmvec
 
 pytest.importorskip("numba")
 
 
-def _why_not():
-    try:
-        vecmath.check_available("libmvec")
-    except ChainruleError as exc:
-        return str(exc)
-    return None
-
-
-WHY = _why_not()
+WHY = why_no_libmvec()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"libmvec unavailable: {WHY}")
 
 OPTS = dict(fuse="numba", vecmath="libmvec")

@@ -14,17 +14,10 @@ import pytest
 import chainrule as cr
 from chainrule.backends import vecmath
 from chainrule.errors import ChainruleError
+from conftest import why_no_libmvec
 
 
-def _available():
-    try:
-        vecmath.check_available("libmvec")
-    except ChainruleError as exc:
-        return str(exc)
-    return None
-
-
-WHY = _available()
+WHY = why_no_libmvec()
 needs_libmvec = pytest.mark.skipif(WHY is not None, reason=f"libmvec unavailable: {WHY}")
 
 DOMAINS = {  # where each function is finite and not tiny: (low, high)
