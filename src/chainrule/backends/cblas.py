@@ -41,7 +41,9 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _SYMBOLS = (("scipy_cblas_{}gemm64_", 64), ("cblas_{}gemm64_", 64),
             ("scipy_cblas_{}gemm", 32), ("cblas_{}gemm", 32))
 
-_state: dict = {}  # "gemm": {dtype char: ctypes function}, "where": library path
+# "gemm": {dtype char: ctypes function, "limit": first size too large} or
+# None; "where": the library's path; "failed": libraries that failed the check
+_state: dict = {}
 _lock = threading.Lock()
 
 
@@ -67,13 +69,14 @@ def _bind(lib, pattern, bits):
     hold (ctypes would wrap a larger one around silently)."""
     integer = ctypes.c_int64 if bits == 64 else ctypes.c_int
     funcs = {}
-    for char, scalar in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-        fn = getattr(lib, pattern.format(char))
+    # NumPy's type char -> BLAS's prefix
+    for char, prefix, scalar in (("f", "s", ctypes.c_float), ("d", "d", ctypes.c_double)):
+        fn = getattr(lib, pattern.format(prefix))
         fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,
                        scalar, ctypes.c_void_p, integer, ctypes.c_void_p, integer,
                        scalar, ctypes.c_void_p, integer]
         fn.restype = None
-        funcs["f" if char == "s" else "d"] = fn
+        funcs[char] = fn
     funcs["limit"] = 2 ** (bits - 1)
     return funcs
 

@@ -53,7 +53,7 @@ import numpy as np
 from ..errors import ChainruleError
 from ..ops.base import dtype_expr
 from . import vecmath
-from .program import consumers, nominal_size
+from .program import consumers, nominal_size, place_operands
 
 FUSE_CHOICES = (None, "numba")
 MAX_NODES = 48  # per loop: Numba's compile time grows with the loop body
@@ -178,10 +178,9 @@ def vector_function(node):
     ``node`` (a unary op whose NumPy function libmvec has), or None."""
     u = node.op.ufunc
     if u is None or not u.startswith("np.") or len(node.inputs) != 1 \
-            or not node.op.elementwise or u[3:] not in vecmath.FUNCTIONS \
-            or node.dtype not in _DTYPES:
+            or not node.op.elementwise:
         return None
-    return vecmath.loop_name(u[3:])
+    return vecmath.FUNCTIONS.get(u[3:])
 
 
 def _elementwise_ok(node, vector=False) -> bool:
@@ -251,11 +250,7 @@ def schedule(order, exclude=(), vector=False) -> list:
             if not _elementwise_ok(m, vector):
                 continue  # a sum: its consumers are another group's
             for c in users.get(m.id, ()):
-                if joins(c, m) and all(i.id in done or i.is_leaf for i in c.inputs):
-                    for i in c.inputs:
-                        if i.id not in done:  # a leaf the order lists later
-                            out.append(i)
-                            done.add(i.id)
+                if joins(c, m) and place_operands(c, done, out):
                     candidates.append(c)
                     done.add(c.id)
                     queue.append(c)

@@ -67,6 +67,20 @@ def consumers(order) -> dict:
     return users
 
 
+def place_operands(node, done, out) -> bool:
+    """For a pass moving ``node`` up in an order being rebuilt into ``out``:
+    can it come now (each operand placed already, in ``done``, or a leaf,
+    always available)? If so, the leaves the order lists later are placed
+    first, and True."""
+    if not all(i.id in done or i.is_leaf for i in node.inputs):
+        return False
+    for i in node.inputs:
+        if i.id not in done:
+            out.append(i)
+            done.add(i.id)
+    return True
+
+
 def reductions_early(order) -> list:
     """``order`` with each large array's much smaller consumers (sums, the
     bias gradient ``g.sum(axis=0)``, ...) moved up to just after it, when
@@ -94,12 +108,7 @@ def reductions_early(order) -> list:
             if c.id in done or small * _EARLY_RATIO > big:
                 continue
             # its other operands must come no later than n in the order
-            # (a leaf is always available)
-            if all(i.id in done or i.is_leaf for i in c.inputs):
-                for i in c.inputs:
-                    if i.id not in done:  # a leaf the order lists later
-                        out.append(i)
-                        done.add(i.id)
+            if place_operands(c, done, out):
                 out.append(c)
                 done.add(c.id)
     return out

@@ -153,11 +153,6 @@ def used_functions(source: str) -> set:
             if f"np.{name}(" in source or f"libmvec.{cname}(" in source}
 
 
-def loop_name(name: str) -> str:
-    """The name in :data:`libmvec` of NumPy function ``name``'s vector
-    function (the C library's: ``arcsinh`` -> ``asinh``)."""
-    return FUNCTIONS[name]
-
 
 def _kernel(name, dtype):
     table = _kernels.get(name)

@@ -518,29 +518,22 @@ _softmax = from_source(_SOFTMAX_SRC)
 _log_softmax = from_source(_LOG_SOFTMAX_SRC)
 
 
-def _row_loop_helper(name, numpy_src, last, *, vector_last=None):
-    """With fuse="numba": ``name(x, axis, ones)`` runs one Numba loop over
-    the rows of a 2-D float32/float64 array normalised over its last axis
-    (the max ``m``, with NaN winning as in NumPy's; the exps of the shifted
-    row, kept in ``out``, and their sum ``t``, in the row's dtype, and its log
-    ``lt``; then each ``out[i, j] = last``), else NumPy's code as without
-    fusion. One pass instead of six NumPy calls, each ~1-5 us on a small
-    array; the exp and log are the C library's, within an ulp of NumPy's
-    (``math``'s: Numba computes them in the argument's float type).
+_ROW_MAX = ("m = low", "for j in range(x.shape[1]):", "    v = x[i, j]",
+            "    if v > m or v != v:", "        m = v", "        if v != v:", "            break")
 
-    With ``vector_last`` (and vecmath="libmvec" too): for each block of
-    rows ``lo:hi`` (about 512 elements), the shifted values ``x - m`` go
-    into ``out``, one call of libmvec's exp over them makes ``exps``, then
-    ``out[i, j] = vector_last`` (``out[i, j]`` holding the shifted value,
-    ``exps[(i - lo) * k + j]`` its exp, ``t`` and ``lt`` as above)."""
-    def row_max(pad):  # m: the max of row i, NaN winning as in NumPy
-        return "".join(pad + line + "\n" for line in (
-            "m = low", "for j in range(x.shape[1]):", "    v = x[i, j]",
-            "    if v > m or v != v:", "        m = v", "        if v != v:",
-            "            break"))
 
-    if vector_last is None:
-        rows = "    for i in range(x.shape[0]):\n" + row_max(" " * 8) + f"""\
+def _row_max(pad: str) -> str:
+    """Lines setting ``m`` to the max of row ``i``, NaN winning as in NumPy's."""
+    return "".join(pad + line + "\n" for line in _ROW_MAX)
+
+
+def _scalar_rows(last: str) -> str:
+    """The rows kernel's body with the C library's exp and log (``math``'s:
+    Numba computes them in the argument's float type, within an ulp of
+    NumPy's): per row the max ``m``, the exps of the shifted row, kept in
+    ``out``, and their sum ``t``, in the row's dtype, its log ``lt``; then
+    each ``out[i, j] = last``."""
+    return "    for i in range(x.shape[0]):\n" + _row_max(" " * 8) + """\
         t = zero
         for j in range(x.shape[1]):
             e = math.exp(x[i, j] - m)
@@ -550,8 +543,16 @@ def _row_loop_helper(name, numpy_src, last, *, vector_last=None):
         for j in range(x.shape[1]):
             out[i, j] = {last}
 """
-    else:  # blocks of whole rows, about 512 elements: exps stays in the cache
-        rows = """\
+
+
+def _vector_rows(last: str) -> str:
+    """The rows kernel's body with libmvec's exp (vecmath="libmvec" too):
+    for each block of rows ``lo:hi`` (about 512 elements: ``exps`` stays in
+    the cache), the shifted values ``x - m`` go into ``out``, one call of
+    the vector exp makes ``exps``, then ``out[i, j] = last`` (``out[i, j]``
+    holding the shifted value, ``exps[(i - lo) * k + j]`` its exp, ``t`` and
+    ``lt`` as in :func:`_scalar_rows`)."""
+    return """\
     k = x.shape[1]
     shifted = out.reshape(x.shape[0] * k)  # out: C-contiguous, made by the caller
     per = max(1, 512 // k)
@@ -559,7 +560,7 @@ def _row_loop_helper(name, numpy_src, last, *, vector_last=None):
     for lo in range(0, x.shape[0], per):
         hi = min(lo + per, x.shape[0])
         for i in range(lo, hi):
-""" + row_max(" " * 12) + f"""\
+""" + _row_max(" " * 12) + """\
             for j in range(k):
                 out[i, j] = x[i, j] - m
         libmvec.exp(shifted[lo * k:hi * k], exps[:(hi - lo) * k])
@@ -567,10 +568,18 @@ def _row_loop_helper(name, numpy_src, last, *, vector_last=None):
             t = zero
             for j in range(k):
                 t += exps[(i - lo) * k + j]
-""" + ("            lt = math.log(t)\n" if "lt" in vector_last else "") + f"""\
+""" + ("            lt = math.log(t)\n" if "lt" in last else "") + f"""\
             for j in range(k):
-                out[i, j] = {vector_last}
+                out[i, j] = {last}
 """
+
+
+def _row_loop_helper(name, numpy_src, rows):
+    """With fuse="numba": ``name(x, axis, ones)`` runs one Numba kernel, of
+    body ``rows`` (:func:`_scalar_rows` or :func:`_vector_rows`), over the
+    rows of a 2-D float32/float64 array normalised over its last axis, else
+    NumPy's code as without fusion. One pass instead of six NumPy calls,
+    each ~1-5 us on a small array."""
     return numpy_src.replace(f"def {name}(", f"def {name}_numpy(", 1) + f'''
 
 @numba.njit(error_model='numpy')
@@ -586,13 +595,13 @@ def {name}(x, axis, ones=None):
 '''
 
 
-_SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, "out[i, j] / t")
+_SOFTMAX_LOOP_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, _scalar_rows("out[i, j] / t"))
 _LOG_SOFTMAX_LOOP_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC,
-                                         "(x[i, j] - m) - lt")
-_SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC, None,
-                                       vector_last="exps[(i - lo) * k + j] / t")
-_LOG_SOFTMAX_VECTOR_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC, None,
-                                           vector_last="out[i, j] - lt")
+                                         _scalar_rows("(x[i, j] - m) - lt"))
+_SOFTMAX_VECTOR_SRC = _row_loop_helper("_softmax", _SOFTMAX_SRC,
+                                       _vector_rows("exps[(i - lo) * k + j] / t"))
+_LOG_SOFTMAX_VECTOR_SRC = _row_loop_helper("_log_softmax", _LOG_SOFTMAX_SRC,
+                                           _vector_rows("out[i, j] - lt"))
 
 
 def _softmax_impl(attrs, x):
